@@ -1,0 +1,60 @@
+# TrialWatch — the single entry point. `make demo` and `make test` are all a fresh clone needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+STACK := $(PY) -m trialwatch.devstack
+
+.PHONY: install up down reset status demo test test-fast lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+	@echo "installed: $(VENV)/bin/trialwatch"
+
+up: install
+	@$(STACK) up
+
+down: install
+	@$(STACK) down
+
+reset: install
+	@$(STACK) reset
+
+status: install
+	@$(STACK) status
+
+demo: install
+	@$(STACK) up
+	@$(VENV)/bin/trialwatch demo
+
+# The whole suite against its own Kafka and PostgreSQL (separate ports and data from `make up`),
+# torn down afterwards whatever the outcome.
+test: install
+	@$(STACK) --stack test up --infra-only; \
+	$(PY) -m pytest; rc=$$?; \
+	$(STACK) --stack test down; \
+	exit $$rc
+
+# Domain tests only: no broker, no database.
+test-fast: install
+	@$(PY) -m pytest -m "not integration"
+
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy shared services trialwatch
+
+format: install
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+bench: install
+	@$(PY) -m bench.run
+
+clean: down
+	rm -rf $(VENV) out

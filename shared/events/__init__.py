@@ -1,0 +1,51 @@
+"""Versioned event contracts shared by every TrialWatch service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from shared.events.clinical import (
+    AdverseEventReported,
+    DispositionRecorded,
+    DoseRecorded,
+    DsmbDecisionRecorded,
+    InjectionSiteReported,
+    LabResultRecorded,
+    RegulatorySubmissionRecorded,
+    VitalSignRecorded,
+)
+from shared.events.envelope import Event, deterministic_id, utc_iso
+from shared.events.signal import AlertChanged, Signal
+
+ClinicalEvent = Annotated[
+    LabResultRecorded
+    | VitalSignRecorded
+    | AdverseEventReported
+    | InjectionSiteReported
+    | DoseRecorded
+    | DispositionRecorded
+    | DsmbDecisionRecorded
+    | RegulatorySubmissionRecorded,
+    Field(discriminator="kind"),
+]
+CLINICAL_EVENT_ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent)
+
+__all__ = [
+    "CLINICAL_EVENT_ADAPTER",
+    "AdverseEventReported",
+    "AlertChanged",
+    "ClinicalEvent",
+    "DispositionRecorded",
+    "DoseRecorded",
+    "DsmbDecisionRecorded",
+    "Event",
+    "InjectionSiteReported",
+    "LabResultRecorded",
+    "RegulatorySubmissionRecorded",
+    "Signal",
+    "VitalSignRecorded",
+    "deterministic_id",
+    "utc_iso",
+]
