@@ -13,9 +13,7 @@ from pydantic import AwareDatetime, Field
 
 from shared.events.envelope import Event
 
-LabTest = Literal[
-    "NEUT", "NEUTLE", "NEUTBLE", "WBC", "PLAT", "HGB", "LYM", "ALT", "AST", "BILI", "ALP", "CREAT"
-]
+LabTest = Literal["NEUT", "NEUTLE", "NEUTBLE", "WBC", "PLAT", "HGB", "LYM", "ALT", "AST", "BILI", "ALP", "CREAT"]
 ResultStatus = Literal["final", "corrected", "preliminary", "deleted", "cancelled"]
 Comparator = Literal["<", "<=", ">", ">="]
 

@@ -39,9 +39,7 @@ class Event(BaseModel):
         description="Evidence key of the source record: HL7:<MSH-4>:<MSH-10>:<OBX-1>, "
         "FHIR:<type>/<id>/_history/<version>, REC:<STUDYID>:<DOMAIN>:<RECID>"
     )
-    dedup_key: str = Field(
-        description="Identity of the source record version; a re-sent duplicate has the same key"
-    )
+    dedup_key: str = Field(description="Identity of the source record version; a re-sent duplicate has the same key")
     correlation_id: str | None = Field(default=None, description="Id shared by events of one request/message")
     causation_id: str | None = Field(default=None, description="Event id that caused this event")
 

@@ -9,9 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializ
 from shared.events.envelope import utc_iso
 
 Severity = Literal["INFO", "NOTIFY", "URGENT", "HALT"]
-Action = Literal[
-    "NONE", "REPEAT_LAB", "HOLD_DOSE", "DISCONTINUE_TREATMENT", "PAUSE_STUDY", "DATA_QUERY"
-]
+Action = Literal["NONE", "REPEAT_LAB", "HOLD_DOSE", "DISCONTINUE_TREATMENT", "PAUSE_STUDY", "DATA_QUERY"]
 SignalStatus = Literal["RAISED", "RETRACTED"]
 
 

@@ -78,9 +78,7 @@ def infrastructure(cluster_info: ClusterInfo, postgres_ready: PgTarget) -> None:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def kafka_admin_client(
-    kafka_bootstrap: str, cluster_info: ClusterInfo
-) -> AsyncIterator[AIOKafkaAdminClient]:
+async def kafka_admin_client(kafka_bootstrap: str, cluster_info: ClusterInfo) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = kafka_admin.admin_client(kafka_bootstrap, timeout_ms=30_000)
     await admin.start()
     yield admin
@@ -101,9 +99,7 @@ async def new_topic(
 
     async def create(partitions: int = 1, **configs: str) -> str:
         name = unique_name("it", request.node.name)
-        response = await kafka_admin_client.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=configs)]
-        )
+        response = await kafka_admin_client.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
         errors = [err for err in response.topic_errors if err[1] != 0]
         assert not errors, f"create topic {name}: {errors}"
         created.append(name)

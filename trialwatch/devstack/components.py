@@ -57,8 +57,7 @@ def kafka_wait(cfg: Settings, pid: int, already: bool, timer: Timer) -> ClusterI
     say(
         cfg.stack,
         "kafka",
-        f"{state} pid={pid} cluster_id={info.cluster_id} bootstrap={cfg.bootstrap} "
-        f"log={rel(cfg.paths.log('kafka'))}",
+        f"{state} pid={pid} cluster_id={info.cluster_id} bootstrap={cfg.bootstrap} log={rel(cfg.paths.log('kafka'))}",
         timer.elapsed,
     )
     topic_timer = Timer()
@@ -89,24 +88,20 @@ def pg_start(cfg: Settings) -> None:
         say(
             cfg.stack,
             "postgres",
-            f"external DATABASE_URL {target.host}:{target.port}/{target.database} "
-            "(not managed here) SELECT 1 ok",
+            f"external DATABASE_URL {target.host}:{target.port}/{target.database} (not managed here) SELECT 1 ok",
             timer.elapsed,
         )
     else:
         lay, pid, already = pg_cluster.start(cfg)
         if lay.fallback:
-            warn(
-                cfg.stack, "postgres", f"user postgres cannot use {rel(cfg.paths.pg_dir)}; data in {lay.base}"
-            )
+            warn(cfg.stack, "postgres", f"user postgres cannot use {rel(cfg.paths.pg_dir)}; data in {lay.base}")
         pg_setup.ensure_role_and_database(cfg, lay)
         blocking.run(pg_setup.wait_ready(target))
         state = "already running" if already else "started"
         say(
             cfg.stack,
             "postgres",
-            f"{state} pid={pid} 127.0.0.1:{cfg.pg_port} db={target.database} "
-            f"data={rel(lay.data)} SELECT 1 ok",
+            f"{state} pid={pid} 127.0.0.1:{cfg.pg_port} db={target.database} data={rel(lay.data)} SELECT 1 ok",
             timer.elapsed,
         )
     migrate_timer = Timer()

@@ -40,9 +40,7 @@ SELECT format('CREATE DATABASE %I OWNER %I', {_literal(db)}, {_literal(target.us
 def ensure_role_and_database(cfg: Settings, lay: PgLayout) -> None:
     target = cfg.pg_target()
     if target.port != cfg.pg_port:
-        raise DevstackError(
-            f"DATABASE_URL port {target.port} != TRIALWATCH_PG_PORT {cfg.pg_port}; fix the env file"
-        )
+        raise DevstackError(f"DATABASE_URL port {target.port} != TRIALWATCH_PG_PORT {cfg.pg_port}; fix the env file")
     pg_cluster.psql(cfg, lay, role_and_database_sql(target))
 
 

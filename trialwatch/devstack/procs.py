@@ -64,9 +64,7 @@ def running_pid(pidfile: Path) -> int | None:
     return None
 
 
-def spawn(
-    argv: Sequence[str], log: Path, pidfile: Path, env: Mapping[str, str], cwd: Path | None = None
-) -> int:
+def spawn(argv: Sequence[str], log: Path, pidfile: Path, env: Mapping[str, str], cwd: Path | None = None) -> int:
     """Start ``argv`` detached (own session/process group), output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Adapters of ingest: SQL tables and stores, built by bootstrap."""

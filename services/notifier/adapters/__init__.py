@@ -1,0 +1,1 @@
+"""Adapters of notifier: SQL tables and stores, built by bootstrap."""

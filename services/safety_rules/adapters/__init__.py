@@ -1,0 +1,1 @@
+"""Adapters of safety_rules: SQL tables and stores, built by bootstrap."""

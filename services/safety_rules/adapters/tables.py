@@ -1,0 +1,73 @@
+"""safety_rules' tables, in the ``safety_rules`` schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, OutboxMixin, ProcessedEventMixin, outbox_table_args
+
+SCHEMA = "safety_rules"
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    __tablename__ = "processed_event"
+    __table_args__ = ({"schema": SCHEMA},)
+
+
+class ParticipantState(Base):
+    """The rules engine's memory of one participant; ``version`` guards concurrent writers."""
+
+    __tablename__ = "participant_state"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    study_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class StudyState(Base):
+    """Study-level memory (halting-rule latches, counts)."""
+
+    __tablename__ = "study_state"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    study_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ProcessedSource(Base):
+    """Source-record versions already evaluated: a re-sent duplicate under a new event id is ignored."""
+
+    __tablename__ = "processed_source"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    dedup_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SignalRecord(Base):
+    """Every signal raised or retracted, exactly as published (INTERFACES §3 object in ``payload``)."""
+
+    __tablename__ = "signal"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    signal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    study_id: Mapped[str] = mapped_column(Text)
+    subject_id: Mapped[str | None] = mapped_column(Text)
+    rule_id: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Outbox(OutboxMixin, Base):
+    __tablename__ = "outbox"
+    __table_args__ = outbox_table_args(SCHEMA)

@@ -1,0 +1,18 @@
+"""`trialwatch demo`: what `make demo` runs after `make up`.
+
+Until the trial simulator lands (issue #6) the demo is the pipeline smoke: one canonical event travelling
+through Kafka from ingest to safety_rules to the notifier, each hop shown with its time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from trialwatch.devstack import envfile
+from trialwatch.smoke import run_smoke
+
+
+def run_demo() -> int:
+    """Run the smoke against the stack named by TRIALWATCH_STACK (default: the dev stack of `make up`)."""
+    stack = os.environ.get("TRIALWATCH_STACK", "dev")
+    return run_smoke(envfile.load(stack))

@@ -1,0 +1,82 @@
+"""`trialwatch replay`: ingest parsing and the rules engine composed in-process (INTERFACES §4).
+
+The one place outside the services that joins parsing and rules; it runs the very functions the live
+services run. Signals go to stdout as NDJSON, record by record in input order; rejected records go to
+stderr as NDJSON `{"source", "error"}` and nothing else is written there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from typing import IO, BinaryIO, cast
+
+import orjson
+
+from services.ingest.domain import Parsed, ParserConfig, parse_stream
+from services.safety_rules.domain import Engine, InMemoryStateStore, StudyConfig, select_study
+from shared.events import ClinicalEvent
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_REJECTED = 65  # EX_DATAERR (sysexits.h): some input records were rejected
+
+
+def _error_line(source: str, error: str) -> bytes:
+    return orjson.dumps({"source": source, "error": error}) + b"\n"
+
+
+def open_inputs(paths: Sequence[str], stack: ExitStack, stderr: IO[bytes]) -> list[tuple[str, BinaryIO]] | None:
+    """Open every input before reading any, so a missing file is a usage error with no partial output."""
+    opened: list[tuple[str, BinaryIO]] = []
+    for path in paths:
+        if path == "-":
+            opened.append(("-", sys.stdin.buffer))
+            continue
+        try:
+            opened.append((path, stack.enter_context(open(path, "rb"))))  # noqa: SIM115
+        except OSError as error:
+            stderr.write(_error_line(path, f"cannot read input: {error.strerror or error}"))
+            return None
+    return opened
+
+
+def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
+    """Process the inputs in order through parser and engine; return the INTERFACES §4 exit code."""
+    parser_config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
+    engine = Engine(study, InMemoryStateStore())
+    dumps = orjson.dumps
+    rejected = False
+    for name, stream in inputs:
+        for result in parse_stream(stream, parser_config, name=name):
+            if not isinstance(result, Parsed):
+                stderr.write(_error_line(result.source, result.error))
+                rejected = True
+                continue
+            if not result.events or result.non_production:
+                continue
+            events = cast(Sequence[ClinicalEvent], result.events)
+            signals = engine.advance_clock(max(event.recorded_at for event in events))
+            signals += engine.process(events)
+            for signal in signals:
+                stdout.write(dumps(signal.to_public()) + b"\n")
+    return EXIT_REJECTED if rejected else EXIT_OK
+
+
+def run(paths: Sequence[str], study_path: str | None) -> int:
+    """Entry point of the `replay` subcommand."""
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        study = select_study(study_path, os.environ)
+    except (ValueError, OSError) as error:
+        stderr.write(_error_line(study_path or os.environ.get("TRIALWATCH_STUDY", "study"), str(error)))
+        return EXIT_USAGE
+    with ExitStack() as stack:
+        inputs = open_inputs(paths, stack, stderr)
+        if inputs is None:
+            return EXIT_USAGE
+        code = replay(inputs, study, stdout, stderr)
+    stdout.flush()
+    return code
