@@ -1,39 +1,37 @@
-"""The `trialwatch` command."""
+"""The `trialwatch` command: one subcommand per module, imported only when it runs (fast start-up)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
+# subcommand -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("trialwatch.replay", "evaluate input files offline; signals as NDJSON on stdout"),
+    "send": ("trialwatch.send", "send input files to the running stack (MLLP, HTTP or Kafka)"),
+    "signals": ("trialwatch.signals", "print persisted signals as NDJSON"),
+    "demo": ("trialwatch.demo", "run the demo against the running stack (make demo)"),
+}
 
-def _parser() -> argparse.ArgumentParser:
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trialwatch", description="Clinical trial safety monitoring")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    replay = commands.add_parser("replay", help="evaluate input files offline; signals as NDJSON on stdout")
-    replay.add_argument(
-        "--study",
-        metavar="FILE",
-        help="study configuration (default: $TRIALWATCH_STUDY, else the packaged ANAKINRA-AD)",
-    )
-    replay.add_argument("inputs", nargs="+", metavar="INPUT", help="HL7, FHIR or NDJSON files; - for stdin")
-
-    commands.add_parser("demo", help="run the demo against the running stack (make demo)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).configure(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "replay":
-        from trialwatch.replay import run
-
-        return run(args.inputs, args.study)
-    if args.command == "demo":
-        from trialwatch.demo import run_demo
-
-        return run_demo()
-    return 2
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(arguments).parse_args(arguments)
+    command: int = importlib.import_module(COMMANDS[args.command][0]).run(args)
+    return command
 
 
 if __name__ == "__main__":

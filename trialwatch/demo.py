@@ -6,10 +6,20 @@ through Kafka from ingest to safety_rules to the notifier, each hop shown with i
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from trialwatch.devstack import envfile
 from trialwatch.smoke import run_smoke
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`trialwatch demo` takes no arguments yet."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of the `demo` subcommand."""
+    return run_demo()
 
 
 def run_demo() -> int:

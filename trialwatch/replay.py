@@ -7,6 +7,7 @@ stderr as NDJSON `{"source", "error"}` and nothing else is written there.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -65,8 +66,21 @@ def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: I
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
-def run(paths: Sequence[str], study_path: str | None) -> int:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `trialwatch replay` (INTERFACES §4)."""
+    parser.add_argument(
+        "--study", metavar="FILE", help="study configuration (default: $TRIALWATCH_STUDY, else ANAKINRA-AD)"
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="HL7, FHIR or NDJSON files; - for stdin")
+
+
+def run(args: argparse.Namespace) -> int:
     """Entry point of the `replay` subcommand."""
+    return replay_files(args.inputs, args.study)
+
+
+def replay_files(paths: Sequence[str], study_path: str | None) -> int:
+    """Replay files by path, writing to this process's stdout and stderr."""
     stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
     try:
         study = select_study(study_path, os.environ)

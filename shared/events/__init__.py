@@ -17,6 +17,7 @@ from shared.events.clinical import (
     VitalSignRecorded,
 )
 from shared.events.envelope import Event, deterministic_id, utc_iso
+from shared.events.record import RecordIngested
 from shared.events.signal import AlertChanged, Signal
 
 ClinicalEvent = Annotated[
@@ -43,6 +44,7 @@ __all__ = [
     "Event",
     "InjectionSiteReported",
     "LabResultRecorded",
+    "RecordIngested",
     "RegulatorySubmissionRecorded",
     "Signal",
     "VitalSignRecorded",

@@ -1,0 +1,23 @@
+"""ingest service: live pipeline tables (issue #4).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Filled in by the ingest live-pipeline work."""
+
+
+def downgrade() -> None:
+    """Reverse of upgrade."""
