@@ -43,13 +43,13 @@ def update_support(
     toward, rules they no longer count toward)."""
     gained: list[str] = []
     lost: list[str] = []
-    for rule_id in set(before) - set(after):
+    for rule_id in sorted(set(before) - set(after)):
         slots = participant.support.get(rule_id, set())
         slots.discard(slot)
         if not slots:
             participant.support.pop(rule_id, None)
             lost.append(rule_id)
-    for rule_id in set(after) - set(before):
+    for rule_id in sorted(set(after) - set(before)):
         slots = participant.support.setdefault(rule_id, set())
         if not slots:
             gained.append(rule_id)

@@ -109,7 +109,7 @@ def touch_result_slots(
     key, roles = result.key, config.roles[result.test]
     users = participant.users.get(key)
     if users:
-        for slot in users:
+        for slot in sorted(users):
             batch.touch(slot, touch)
     if current is not None:
         if roles.graded:
