@@ -1,0 +1,56 @@
+"""Identity of source records and events: dedup keys, content hashes and deterministic event ids.
+
+Event ids are `shared.events.deterministic_id(dedup_key, source, ordinal)` (uuid5 in the TrialWatch
+namespace): the same record version gives the same ids in replay and live, a new version new ids, and
+nothing depends on file names or ingestion time. They are computed here from a copied SHA-1 state of the
+namespace, because `uuid.uuid5` costs more than the rest of parsing an OBX (a test pins equality).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from shared.events.envelope import TRIALWATCH_NAMESPACE
+
+_SEPARATOR = "\x1f"
+#: SHA-1 state after the uuid5 namespace; copied for every id.
+NAMESPACE_SHA1 = hashlib.sha1(TRIALWATCH_NAMESPACE.bytes)
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def uuid5_text(sha1_hex: str) -> str:
+    """The RFC 4122 text of a version-5 UUID from the hex SHA-1 of its name, as `uuid.uuid5` gives it."""
+    h = sha1_hex
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def event_id(dedup_key: str, source: str, ordinal: int) -> str:
+    """`deterministic_id(dedup_key, source, str(ordinal))`, ordinal = position in the record."""
+    digest = NAMESPACE_SHA1.copy()
+    digest.update(f"{dedup_key}{_SEPARATOR}{source}{_SEPARATOR}{ordinal}".encode())
+    return uuid5_text(digest.hexdigest())
+
+
+def content_hash(content: Any) -> str:
+    """A short (64-bit) SHA-256 of JSON content with sorted keys: equal content, equal hash."""
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def hl7_dedup_key(facility: str, control_id: str) -> str:
+    """SAFETY_RULES §6: an HL7 message is identified by MSH-4 + MSH-10, whatever its content."""
+    return f"HL7:{facility}:{control_id}"
+
+
+def fhir_source(resource_type: str, resource_id: str, version: str) -> str:
+    """INTERFACES §3 evidence key of a FHIR resource version (also its dedup key)."""
+    return f"FHIR:{resource_type}/{resource_id}/_history/{version}"
+
+
+def unparseable(data: bytes | str) -> dict[str, Any]:
+    """What quarantine keeps of input that could not be read (so not blanked either): a digest."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return {"unparseable": True, "sha256": hashlib.sha256(raw).hexdigest(), "length": len(raw)}

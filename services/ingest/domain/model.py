@@ -1,0 +1,68 @@
+"""What the parsers return: one `Parsed` or `Rejected` per source record (INTERFACES §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from services.ingest.domain.terminology import Terminology, packaged_terminology
+from shared.events import Event
+
+#: The copy of a source record that may be stored: direct identifiers blanked (INTERFACES §1.1).
+RawRedacted = str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ParserConfig:
+    """Which studies this deployment monitors, and the terminology used to normalise results.
+
+    HL7 and FHIR input carry no STUDYID: it belongs to `default_study_id` unless the subject's PID-3
+    repetition is assigned by (PID-3.4 equals) another configured study (SAFETY_RULES §6, "Study and output").
+    """
+
+    study_ids: frozenset[str]
+    default_study_id: str
+    terminology: Terminology = field(default_factory=packaged_terminology)
+
+    def __post_init__(self) -> None:
+        if self.default_study_id not in self.study_ids:
+            raise ValueError(f"default study {self.default_study_id!r} is not among the configured studies")
+
+
+class Parsed(NamedTuple):
+    """An accepted source record and the canonical events it yields (possibly none).
+
+    Immutable (a NamedTuple: one is built per input record, a frozen dataclass costs four times more).
+    `source` is the record's position (`file:line`, `file:#entry[i]`), `key` its dedup key
+    (SAFETY_RULES §6 "Duplicates"). `non_production` marks HL7 MSH-11 T/D messages: acknowledged (MLLP AA),
+    never graded.
+    """
+
+    source: str
+    key: str
+    events: list[Event]
+    raw_redacted: RawRedacted
+    non_production: bool = False
+
+
+class Rejected(NamedTuple):
+    """A record that cannot be parsed or validated; `error` names the record, the field and the reason.
+
+    `raw_redacted` is what quarantine may keep (identifiers blanked); None when nothing safe can be kept.
+    """
+
+    source: str
+    error: str
+    raw_redacted: RawRedacted | None = None
+
+
+ParseResult = Parsed | Rejected
+
+
+class InputError(Exception):
+    """Raised inside a parser when a record must be rejected; the record boundary turns it into `Rejected`."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field_name = field_name
+        self.reason = reason

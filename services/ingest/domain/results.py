@@ -1,0 +1,112 @@
+"""One laboratory or vital-sign result, whatever its format, as a canonical event.
+
+HL7 OBX, FHIR Observation and SDTM LB/VS all end here: a `ResultProfile` says what the result is (test,
+unit and limits, converted once per distinct combination and cached on the HL7 hot path), a `ResultInput`
+what this one result says. Accepted-but-not-gradable values set `data_issue` (INTERFACES §2); they are
+never rejections. Cancelled results carry no value (SAFETY_RULES §6 "Status").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from services.ingest.domain.construct import construct
+from services.ingest.domain.context import RecordContext
+from services.ingest.domain.quantities import Reading, measure
+from services.ingest.domain.terminology import Conversion, Terminology
+from shared.events import Event, LabResultRecorded, VitalSignRecorded
+from shared.events.clinical import ResultStatus
+
+_UNGRADED = frozenset(("preliminary", "deleted", "cancelled"))
+_MISSING = "value missing"
+
+
+class ResultProfile(NamedTuple):
+    """What a result is: its test, its unit as sent and how that converts, its limits in canonical unit."""
+
+    test: str
+    loinc: str | None
+    vital: bool
+    original_unit: str | None
+    conversion: Conversion | None
+    unit: str | None
+    ref_low: Decimal | None
+    ref_high: Decimal | None
+    unit_issue: str | None
+
+
+def result_profile(
+    terminology: Terminology,
+    test: str,
+    loinc: str | None,
+    unit: str | None,
+    limits: tuple[Decimal | None, Decimal | None],
+) -> ResultProfile:
+    """Look up the unit of `test` (DOMAIN §9.3) and convert the reference limits with the same factor."""
+    family = terminology.test_family[test]
+    _, _, canonical, low, high, issue = measure(test, family, (None, None, None), unit, limits)
+    conversion = family.conversion(unit) if unit else None
+    vital = test in terminology.vital_tests
+    return ResultProfile(test, loinc, vital, unit, conversion, canonical, low, high, issue)
+
+
+class ResultInput(NamedTuple):
+    """What one result says, besides its profile."""
+
+    profile: ResultProfile
+    reading: Reading
+    original_value: str
+    status: ResultStatus
+    occurred_at: datetime
+    specimen_id: str
+    result_key: str
+    status_issue: str | None = None
+
+
+def _issue(status: ResultStatus, issue: str | None) -> str | None:
+    """Deleted and cancelled results raise no issue; a missing value matters only when final or corrected."""
+    if issue is None or status in ("deleted", "cancelled"):
+        return None
+    if issue == _MISSING:
+        return None if status in _UNGRADED else f"value missing for a {status} result"
+    return issue
+
+
+def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: int) -> Event:
+    """A LabResultRecorded, or a VitalSignRecorded for a vital-sign test (body temperature)."""
+    profile, status = result.profile, result.status
+    value, comparator, issue = result.reading
+    conversion = profile.conversion
+    if status == "cancelled" or conversion is None:
+        value = comparator = None
+    elif value is not None and not conversion.identity:
+        value = conversion.apply(value)
+    issue = issue or profile.unit_issue
+    if issue is not None or result.status_issue is not None:
+        issue = result.status_issue or _issue(status, issue)
+    if profile.vital:
+        if comparator is not None and issue is None:
+            issue = f"value {result.original_value!r} is qualified ({comparator}), not a measurement"
+        fields = ctx.envelope("vital.sign", source, ordinal, result.occurred_at)
+        cls: type[Event] = VitalSignRecorded
+    else:
+        fields = ctx.envelope("lab.result", source, ordinal, result.occurred_at)
+        fields["loinc"] = profile.loinc
+        fields["comparator"] = comparator
+        has_limits = status != "cancelled"
+        fields["ref_low"] = profile.ref_low if has_limits else None
+        fields["ref_high"] = profile.ref_high if has_limits else None
+        fields["specimen_id"] = result.specimen_id
+        fields["derived"] = False
+        cls = LabResultRecorded
+    fields["test"] = profile.test
+    fields["value"] = value
+    fields["unit"] = profile.unit if status != "cancelled" else None
+    fields["original_value"] = result.original_value
+    fields["original_unit"] = profile.original_unit
+    fields["status"] = status
+    fields["result_key"] = result.result_key
+    fields["data_issue"] = issue
+    return construct(cls, fields)

@@ -1,0 +1,86 @@
+"""Timestamps of every input family, normalised to aware UTC datetimes (INTERFACES §1.3, §3).
+
+A time without an offset is UTC; a date-only value is midnight UTC. Both parsers are pure and cached:
+the same timestamp string recurs in every OBX of a message and in many records.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta, timezone
+
+_HL7_DIGITS = frozenset((8, 10, 12, 14))
+
+
+def _offset(text: str) -> timezone | None:
+    """HL7 `+/-ZZZZ` offset; None when malformed."""
+    if len(text) != 5 or not text[1:].isdigit():
+        return None
+    minutes = int(text[1:3]) * 60 + int(text[3:5])
+    if minutes >= 24 * 60:
+        return None
+    return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes))
+
+
+def _split_offset(text: str) -> tuple[str, str]:
+    for index in range(8, len(text)):
+        if text[index] in "+-":
+            return text[:index], text[index:]
+    return text, ""
+
+
+@functools.lru_cache(maxsize=8192)
+def hl7_time(text: str) -> datetime | None:
+    """HL7 v2.5.1 TS/DTM `YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]` as aware UTC; None when not such a time.
+
+    Only the first component is read (TS.1; TS.2 "degree of precision" is deprecated).
+    """
+    value, offset_text = _split_offset(text.split("^", 1)[0].strip())
+    digits, _, fraction = value.partition(".")
+    if len(digits) not in _HL7_DIGITS or not digits.isdigit() or not (fraction.isdigit() or not fraction):
+        return None
+    if fraction and len(digits) != 14:
+        return None
+    zone = _offset(offset_text) if offset_text else UTC
+    if zone is None:
+        return None
+    try:
+        moment = datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10] or 0),
+            int(digits[10:12] or 0),
+            int(digits[12:14] or 0),
+            int((fraction + "000000")[:6]),
+            tzinfo=zone,
+        ).astimezone(UTC)
+    except (ValueError, OverflowError):  # day 31 of a 30-day month; year 1 shifted before year 1
+        return None
+    return moment
+
+
+def _reduced_precision(text: str) -> datetime | None:
+    """ISO 8601 reduced precision `YYYY-MM` or `YYYY` (allowed in SDTM --DTC): its first instant, UTC."""
+    parts = text.split("-")
+    if len(text) not in (4, 7) or not all(part.isdigit() for part in parts) or len(parts[0]) != 4:
+        return None
+    try:
+        return datetime(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, 1, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=8192)
+def iso_time(text: str) -> datetime | None:
+    """ISO 8601 date or date-time as aware UTC (no offset = UTC, date only = midnight); None if invalid."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return _reduced_precision(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
