@@ -15,6 +15,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY shared/ shared/
 COPY services/ services/
 COPY trialwatch/ trialwatch/
+COPY studies/ studies/
 RUN pip install -c constraints.txt . \
     && rm -rf build ./*.egg-info
 

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
-from services.notifier.adapters.store import NotifierStore
-from services.notifier.app import CONSUMER_GROUP, create_router
+from services.notifier.actions import Actions
+from services.notifier.adapters.auth import Authenticator, OidcVerifier, static_tokens
+from services.notifier.adapters.routing_file import load_routing
+from services.notifier.adapters.smtp import SmtpSender
+from services.notifier.adapters.tables import Outbox
+from services.notifier.adapters.webhook import WebhookSender
+from services.notifier.app import create_router
+from services.notifier.context import Context
+from services.notifier.decisions import Decisions
+from services.notifier.dispatch import Dispatcher, Links
+from services.notifier.domain.links import link_key
+from services.notifier.http_api import create_api
+from services.notifier.intake import Intake
+from services.notifier.loops import Loop
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.scheduler import Scheduler
+from services.notifier.sender import DeliverySender, SendPolicy
+from services.notifier.settings import NotifierSettings, OidcSettings, SmtpSettings
 from shared.db import create_engine, create_session_factory
 from shared.messaging.broker import create_broker, kafka_publish
 from shared.messaging.dead_letter import DeadLetterMiddlewareFactory, DeadLetters
+from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.service import ServiceRuntime, create_http_app, create_registry
 from shared.settings import ServiceSettings
@@ -19,19 +39,87 @@ from shared.settings import ServiceSettings
 CLIENT_ID = "trialwatch-notifier"
 
 
-def build(settings: ServiceSettings) -> FastAPI:
+@dataclass
+class NotifierRuntime(ServiceRuntime):
+    """The shared service runtime plus the notifier's loops (senders, scheduler, metrics) and webhook client."""
+
+    loops: tuple[Loop, ...] = ()
+    webhooks: WebhookSender | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        for loop in self.loops:
+            loop.start()
+
+    async def stop(self) -> None:
+        for loop in self.loops:
+            await loop.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        await super().stop()
+
+    async def health(self) -> dict[str, str]:
+        return await super().health() | {f"loop:{loop.name}": loop.health() for loop in self.loops}
+
+
+def _policy(notifier: NotifierSettings) -> SendPolicy:
+    return SendPolicy(
+        batch=notifier.send_batch,
+        concurrency=notifier.send_concurrency,
+        lease=timedelta(seconds=notifier.lease_seconds),
+        max_attempts=notifier.max_attempts,
+        backoff=notifier.backoff,
+    )
+
+
+def _subscribe(broker: KafkaBroker, context: Context, notifier: NotifierSettings) -> None:
+    """The two subscribers, with bounded retries and the dead-letter topic for poison."""
+    dead_letters = DeadLetters(kafka_publish(broker), notifier.consumer_group, topic=notifier.topics.dead_letter)
+    middleware = DeadLetterMiddlewareFactory(dead_letters, RetryPolicy())
+    groups = (notifier.consumer_group, notifier.decisions_group)
+    intake, decisions = Intake(context, groups[0]), Decisions(context, groups[1])
+    broker.include_router(create_router(intake, decisions, notifier.topics, groups, (middleware,)))
+
+
+def _authenticator(settings: ServiceSettings, notifier: NotifierSettings, oidc: OidcSettings) -> Authenticator:
+    if settings.api_token is None:
+        raise ValueError("notifier serves an authenticated API: load its settings with needs_token=True")
+    operator = settings.api_token.token.get_secret_value()
+    tokens = static_tokens(operator, notifier.users_file, notifier.derives_dev_users)
+    return Authenticator(tokens, OidcVerifier(oidc) if oidc.enabled else None)
+
+
+def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSettings, oidc: OidcSettings) -> FastAPI:
+    authenticator = _authenticator(settings, notifier, oidc)
+    routing = load_routing(notifier.routing_files)
     registry = create_registry()
     kafka_logger = logging.getLogger("trialwatch.notifier.kafka")
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
     engine = create_engine(settings.database, application_name=CLIENT_ID)
-    store = NotifierStore(create_session_factory(engine), CONSUMER_GROUP)
-    dead_letters = DeadLetterMiddlewareFactory(DeadLetters(kafka_publish(broker), CONSUMER_GROUP), RetryPolicy())
-    broker.include_router(create_router(store, middlewares=(dead_letters,)))
-    runtime = ServiceRuntime(
-        name="notifier",
-        stream=FastStream(broker, logger=kafka_logger),
-        broker=broker,
-        engine=engine,
-        registry=registry,
+    sessions = create_session_factory(engine)
+    relay = OutboxRelay(sessions, Outbox, kafka_publish(broker))
+    secret = notifier.hmac_secret.get_secret_value().encode()
+    public_url = notifier.public_url or f"http://{settings.listen.host}:{settings.port}"
+    dispatcher = Dispatcher(routing, Links(link_key(secret), public_url), smtp.message_id_domain)
+    loops: list[Loop] = []
+
+    def wake() -> None:
+        relay.wake()
+        loops[0].wake()
+
+    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake)
+    metrics = NotifierMetrics(registry)
+    webhooks = WebhookSender(secret, notifier.webhook_timeout)
+    sender = DeliverySender(context, {"email": SmtpSender(smtp), "webhook": webhooks}, _policy(notifier), metrics)
+    loops += [
+        Loop("sender", sender.send_due, notifier.poll_interval),
+        Loop("scheduler", Scheduler(context).fire_due, notifier.poll_interval),
+        Loop("metrics", lambda: metrics.refresh(sessions, context.clock()), notifier.metrics_interval),
+    ]
+    _subscribe(broker, context, notifier)
+    stream = FastStream(broker, logger=kafka_logger)
+    runtime = NotifierRuntime(
+        "notifier", stream, broker, engine, registry, relay, loops=tuple(loops), webhooks=webhooks
     )
-    return create_http_app(runtime)
+    api = create_api(context, Actions(context, link_key(secret)), authenticator, link_key(secret))
+    return create_http_app(runtime, routers=[api])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from services.smtp_sink.settings import default_health_port
 from trialwatch.devstack import procs
 from trialwatch.devstack.console import DevstackError
 from trialwatch.devstack.paths import REPO_ROOT
@@ -42,9 +43,27 @@ def _module_service(name: str, module: str, port_var: str) -> Service:
     )
 
 
+class _SmtpSinkHealthUrl(str):
+    """The sink's health URL; env files written before the sink existed lack TRIALWATCH_SMTP_HEALTH_PORT,
+    which then takes the sink's own default (services/smtp_sink/settings.py)."""
+
+    __slots__ = ()
+
+    def format(self, /, *args: object, **env: object) -> str:
+        smtp_port = int(str(env["TRIALWATCH_SMTP_PORT"]))
+        env.setdefault("TRIALWATCH_SMTP_HEALTH_PORT", default_health_port(smtp_port))
+        return super().format(*args, **env)
+
+
 SERVICES: list[Service] = [
     _module_service("ingest", "services.ingest", "TRIALWATCH_INGEST_PORT"),
     _module_service("safety_rules", "services.safety_rules", "TRIALWATCH_RULES_PORT"),
+    Service(
+        name="smtp_sink",
+        argv=("{python}", "-m", "services.smtp_sink"),
+        health_url=_SmtpSinkHealthUrl("http://127.0.0.1:{TRIALWATCH_SMTP_HEALTH_PORT}/healthz"),
+        module="services.smtp_sink",
+    ),
     _module_service("notifier", "services.notifier", "TRIALWATCH_NOTIFIER_PORT"),
     _module_service("dashboard", "services.dashboard", "TRIALWATCH_DASHBOARD_PORT"),
 ]

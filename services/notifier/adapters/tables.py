@@ -1,14 +1,25 @@
-"""notifier's tables, in the ``notifier`` schema: alerts, deliveries and a hash-chained audit log."""
+"""notifier's tables, in the ``notifier`` schema (migrations 0001 and 0004).
+
+- ``alert``: one per signal; ``state`` open -> notified -> acknowledged -> resolved; ``routing`` keeps the
+  decision (mode, receivers, acknowledging roles, reasons, configuration version).
+- ``delivery``: the senders' outbox: one row per (dispatch key, recipient, channel), never sent twice;
+  ``status`` PENDING -> DELIVERED or FAILED; the attempt is recorded (``attempts``, ``lease_until``)
+  before the message leaves, and ``message_id`` is fixed when the row is written.
+- ``timer``: digests, escalations and clock reminders, fired by the scheduler; they survive restarts.
+- ``pause_event``: study pauses (HALT) and resumes (DSMB RESUME), from which inhibition is computed.
+- ``outbox``: Kafka records (alert changes, REG records, dead letters) published by the relay.
+- ``audit_log`` / ``audit_head``: the hash chain and, apart, its head.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Integer, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, ProcessedEventMixin
+from shared.db import Base, OutboxMixin, ProcessedEventMixin, outbox_table_args
 
 SCHEMA = "notifier"
 
@@ -18,11 +29,14 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     __table_args__ = ({"schema": SCHEMA},)
 
 
-class Alert(Base):
-    """One alert per signal; ``state`` follows open -> notified -> acknowledged -> resolved."""
+class Outbox(OutboxMixin, Base):
+    __tablename__ = "outbox"
+    __table_args__ = outbox_table_args(SCHEMA)
 
+
+class Alert(Base):
     __tablename__ = "alert"
-    __table_args__ = ({"schema": SCHEMA},)
+    __table_args__ = (Index("ix_alert_study_id_state", "study_id", "state"), {"schema": SCHEMA})
 
     alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
     signal_id: Mapped[str] = mapped_column(Text, unique=True)
@@ -34,32 +48,95 @@ class Alert(Base):
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    routing: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    ack_due_at: Mapped[datetime | None]
+    inhibited_by: Mapped[str | None] = mapped_column(Text)
+    digest_timer_id: Mapped[int | None] = mapped_column(BigInteger)
+    escalation_level: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    notified_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    ack_comment: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None]
 
 
 class Delivery(Base):
-    """One notification of one signal to one recipient on one channel: never sent twice."""
-
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("signal_id", "recipient", "channel"),
+        UniqueConstraint("dispatch_key", "recipient", "channel"),
+        Index("ix_delivery_pending", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_delivery_alert_id", "alert_id"),
         {"schema": SCHEMA},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    alert_id: Mapped[str] = mapped_column(ForeignKey(f"{SCHEMA}.alert.alert_id"))
-    signal_id: Mapped[str] = mapped_column(Text)
+    dispatch_key: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(ForeignKey(f"{SCHEMA}.alert.alert_id"))
+    alert_ids: Mapped[list[Any]]
+    signal_id: Mapped[str | None] = mapped_column(Text)
+    receiver: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(Text, unique=True)
+    message: Mapped[dict[str, Any]]
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    resends: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
-    provider_message_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
 
 
+class Timer(Base):
+    __tablename__ = "timer"
+    __table_args__ = (
+        Index("ix_timer_due", "fire_at", postgresql_where=text("fired_at IS NULL")),
+        Index(
+            "uq_timer_open_digest",
+            "study_id",
+            unique=True,
+            postgresql_where=text("kind = 'digest' AND fired_at IS NULL"),
+        ),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(Text)
+    study_id: Mapped[str] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    fire_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class PauseEvent(Base):
+    __tablename__ = "pause_event"
+    __table_args__ = (Index("ix_pause_event_study_id", "study_id"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(Text)
+    study_id: Mapped[str] = mapped_column(Text)
+    rule_id: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    facts: Mapped[dict[str, Any] | None]
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class AuditLog(Base):
-    """Append-only; each entry's ``hash`` covers its content and the previous entry's hash."""
+    """Append-only; ``id`` is the chain's gap-free sequence number, assigned under the head's lock."""
 
     __tablename__ = "audit_log"
     __table_args__ = ({"schema": SCHEMA},)
@@ -75,7 +152,7 @@ class AuditLog(Base):
 
 
 class AuditHead(Base):
-    """The tip of each audit chain; locked while appending so entries form one sequence."""
+    """The tip of each audit chain, kept apart and updated in the appending transaction."""
 
     __tablename__ = "audit_head"
     __table_args__ = ({"schema": SCHEMA},)

@@ -1,0 +1,77 @@
+"""The notifier's background loops (senders, scheduler, metrics): each repeats one step, sleeps when the
+step found nothing to do (or until woken), and backs off while the database is away.
+
+A failed step is not swallowed: it is counted and kept as ``last_error`` (``/healthz`` reports a loop that
+keeps failing), and the work it was doing stays in PostgreSQL to be picked up by the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from shared.logs import get_logger
+from shared.messaging.retry import Backoff
+
+FAILURES_UNHEALTHY = 3
+STOP_TIMEOUT = 10.0
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Loop:
+    name: str
+    step: Callable[[], Awaitable[int]]
+    interval: float
+    backoff: Backoff = field(default_factory=lambda: Backoff(first=0.5, cap=30.0))
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"notifier-{self.name}")
+
+    async def stop(self) -> None:
+        """Lets the current step finish (up to STOP_TIMEOUT); a step cut short leaves its deliveries leased,
+        and they are sent again, with the same Message-ID, once the lease runs out."""
+        self._stopped.set()
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._task, timeout=STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("loop.stop_timed_out", loop=self.name, seconds=STOP_TIMEOUT)
+
+    def health(self) -> str:
+        if self._task is None or self._task.done():
+            return "stopped"
+        return f"failing: {self.last_error}" if self.consecutive_failures >= FAILURES_UNHEALTHY else "ok"
+
+    async def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                done = await self.step()
+            except Exception as exc:  # the work stays in PostgreSQL; retried after a growing pause
+                self.consecutive_failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("loop.failed", loop=self.name, error=self.last_error, failures=self.consecutive_failures)
+                await self._pause(self.backoff.delay(self.consecutive_failures))
+                continue
+            self.consecutive_failures, self.last_error = 0, None
+            if not done:
+                await self._pause(self.interval)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        self._wake.clear()

@@ -1,0 +1,81 @@
+"""The sink process: an aiosmtpd SMTP server and a FastAPI ``/healthz``, in one event loop under uvicorn.
+
+A message is acknowledged (250) only after it is committed; if PostgreSQL is away the sender gets a 451
+and retries, so nothing the sink accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.smtp_sink.settings import SinkSettings
+from services.smtp_sink.store import Received, store
+from shared.db import ping
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+HEALTH_TIMEOUT = 2.0
+
+
+class StoringHandler:
+    """aiosmtpd handler: every message to PostgreSQL before the 250."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        content = envelope.original_content or b""
+        received = Received(str(envelope.mail_from), [str(rcpt) for rcpt in envelope.rcpt_tos], content)
+        try:
+            receptions = await store(self._engine, received)
+        except Exception as error:  # answered with 451: the sender keeps the message and retries
+            log.warning("sink.store_failed", error=f"{type(error).__name__}: {error}")
+            return "451 Requested action aborted: local error in processing"
+        log.info("sink.received", message_id=received.message_id, rcpt_tos=received.rcpt_tos, receptions=receptions)
+        return "250 Message accepted for delivery"
+
+
+def create_app(settings: SinkSettings, engine: AsyncEngine) -> FastAPI:
+    handler = StoringHandler(engine)
+    servers: list[asyncio.Server] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ping(engine)
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> SMTP:
+            return SMTP(handler, data_size_limit=settings.max_message_bytes, hostname="trialwatch-smtp-sink")
+
+        servers.append(await loop.create_server(protocol, settings.host, settings.smtp_port))
+        log.info("sink.listening", host=settings.host, port=settings.smtp_port)
+        try:
+            yield
+        finally:
+            servers[0].close()
+            await servers[0].wait_closed()
+            await engine.dispose()
+
+    app = FastAPI(title="TrialWatch SMTP sink", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        checks: dict[str, Any] = {"smtp": "ok" if servers and servers[0].is_serving() else "not listening"}
+        try:
+            await asyncio.wait_for(ping(engine), timeout=HEALTH_TIMEOUT)
+            checks["database"] = "ok"
+        except Exception as error:  # a health probe reports the failure instead of raising it
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        healthy = all(value == "ok" for value in checks.values())
+        body = {"service": "smtp_sink", "status": "ok" if healthy else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return app

@@ -1,0 +1,112 @@
+"""The local SMTP sink as `make up` runs it (`python -m services.smtp_sink`): it answers /healthz, stores what
+it receives in PostgreSQL by Message-ID (readable back by the demo), and counts a resend instead of storing
+it twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+
+import aiosmtplib
+import httpx
+import pytest
+import pytest_asyncio
+from safety_rules_service.live_rig import create_database, drop_database, free_port
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.smtp_sink.settings import default_health_port
+from services.smtp_sink.store import message_by_id
+from trialwatch.devstack import envfile, procs
+from trialwatch.devstack.paths import REPO_ROOT
+from trialwatch.devstack.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def database(stack_settings: Settings) -> AsyncIterator[str]:
+    name = f"it_sink_{uuid.uuid4().hex[:10]}"
+    url = await asyncio.to_thread(create_database, stack_settings, name)
+    yield url
+    await asyncio.to_thread(drop_database, stack_settings, name)
+
+
+def two_free_ports() -> int:
+    """A port whose successor (the default health port) is free too."""
+    while True:
+        port = free_port()
+        if port < 65535 and not procs.port_open("127.0.0.1", port + 1):
+            return port
+
+
+@pytest.fixture
+def sink(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = two_free_ports()
+    env = {**os.environ, envfile.ENV_FILE_VAR: str(envfile.env_path("test")), "DATABASE_URL": database}
+    env |= {"TRIALWATCH_SMTP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env.pop("TRIALWATCH_SMTP_HEALTH_PORT", None)
+    log = tmp_path_factory.mktemp("sink") / "sink.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.smtp_sink"], env=env, cwd=REPO_ROOT, stdout=out, stderr=out
+        )
+    try:
+        yield port, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the sink exited during startup"
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not healthy")
+
+
+def mail(message_id: str, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "trialwatch@localhost", "pi@trial.test", subject
+    message["Message-ID"] = message_id
+    message.set_content("ANC 0.8 x10^9/L, grade 3")
+    return message
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database)
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_sink_stores_by_message_id_and_counts_a_resend(
+    sink: tuple[int, subprocess.Popen[bytes]], engine: AsyncEngine
+) -> None:
+    port, process = sink
+    health = await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{default_health_port(port)}/healthz", process)
+    assert health.json()["checks"] == {"smtp": "ok", "database": "ok"}
+    first, other = f"<{uuid.uuid4()}@trialwatch.local>", f"<{uuid.uuid4()}@trialwatch.local>"
+    for message in (mail(first, "LAB-ANC-3"), mail(first, "LAB-ANC-3"), mail(other, "LAB-PLT-4")):
+        await aiosmtplib.send(message, hostname="127.0.0.1", port=port, timeout=10)
+    stored = await message_by_id(engine, first)
+    assert stored is not None
+    assert stored["receptions"] == 2 and stored["subject"] == "LAB-ANC-3"
+    assert stored["rcpt_tos"] == ["pi@trial.test"] and b"grade 3" in stored["raw"]
+    assert (await message_by_id(engine, other) or {}).get("receptions") == 1
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
