@@ -1,8 +1,9 @@
-"""The demo smoke check: one canonical event through the running stack, shown hop by hop with timings.
+"""The demo smoke check: one lab record through the running stack, shown hop by hop with timings.
 
-accepted by ingest (HTTP) -> on trialwatch.events.v1 -> processed by safety_rules (its processed_event
-row) -> signal on trialwatch.signals.v1 -> alert opened by notifier (its alert row). Topics are read with
-a group-less consumer positioned at their end before the event is sent, so nothing is consumed on
+An LB record (ANC 0.8 x10^9/L, CTCAE grade 3) POSTed as NDJSON to ingest (HTTP) -> its RecordIngested
+on trialwatch.events.v1 -> processed by safety_rules (its processed_event row) -> a signal citing the
+record on trialwatch.signals.v1 -> alert opened by notifier (its alert row). Topics are read with a
+group-less consumer positioned at their end before the record is sent, so nothing is consumed on
 behalf of a service. Exit 0 when the signal reached the notifier within the deadline, 1 otherwise.
 """
 
@@ -14,10 +15,10 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import orjson
 from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.notifier.app import CONSUMER_GROUP as NOTIFIER_GROUP
 from services.safety_rules.app import CONSUMER_GROUP as RULES_GROUP
 from shared.db import create_engine
-from shared.events import LabResultRecorded, deterministic_id
 from shared.messaging.topic_watch import Found, TopicWatch, body_of
 from shared.messaging.topics import EVENTS, SIGNALS
 from shared.settings import ApiTokenSettings, DatabaseSettings, KafkaSettings, ListenSettings
@@ -59,32 +59,32 @@ class SmokeTarget:
         )
 
 
-def smoke_event(now: datetime) -> LabResultRecorded:
-    """An ANC of 0.8 x10^9/L (CTCAE grade 3) for a fresh record id, so every run is a new event."""
+def smoke_record(now: datetime) -> dict[str, Any]:
+    """An ANC of 0.8 x10^9/L (CTCAE grade 3, INTERFACES §1.3 LB) under a fresh RECID: every run is new."""
     record_id = f"SMOKE-{uuid.uuid4().hex[:12]}"
-    source = f"REC:{STUDY_ID}:LB:{record_id}"
-    return LabResultRecorded(
-        event_id=deterministic_id(source, "0"),
-        study_id=STUDY_ID,
-        subject_id="AD-SMOKE",
-        occurred_at=now,
-        recorded_at=now,
-        source=source,
-        dedup_key=source,
-        test="NEUT",
-        loinc="751-8",
-        value=Decimal("0.8"),
-        unit="10*9/L",
-        original_value="0.8",
-        original_unit="10*9/L",
-        status="final",
-        specimen_id=record_id,
-        result_key=f"{STUDY_ID}:{record_id}:NEUT",
-    )
+    return {
+        "DOMAIN": "LB",
+        "STUDYID": STUDY_ID,
+        "USUBJID": "AD-SMOKE",
+        "RECID": record_id,
+        "LBTESTCD": "NEUT",
+        "LBLOINC": "751-8",
+        "LBORRES": "0.8",
+        "LBORRESU": "10^9/L",
+        "LBORNRLO": "1.8",
+        "LBORNRHI": "8.0",
+        "LBDTC": now.isoformat(),
+        "LBREFID": record_id,
+    }
+
+
+def evidence_key(record: Mapping[str, Any]) -> str:
+    """The INTERFACES §3 evidence key a signal about ``record`` cites."""
+    return f"REC:{record['STUDYID']}:{record['DOMAIN']}:{record['RECID']}"
 
 
 class Journey:
-    """Prints each hop as it happens, with the time since the event was sent."""
+    """Prints each hop as it happens, with the time since the record was sent."""
 
     def __init__(self, console: Console, deadline: float) -> None:
         self.console = console
@@ -119,15 +119,20 @@ async def row_appears(engine: AsyncEngine, sql: str, params: Mapping[str, str]) 
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def post_event(target: SmokeTarget, event: LabResultRecorded) -> None:
-    headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/json"}
+async def post_record(target: SmokeTarget, record: Mapping[str, Any]) -> str:
+    """POSTs the record as NDJSON; returns the dedup key ingest accepted it under."""
+    headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/x-ndjson"}
     async with httpx.AsyncClient(timeout=10.0) as client:
         try:
-            response = await client.post(target.ingest_url, content=event.model_dump_json(), headers=headers)
+            response = await client.post(target.ingest_url, content=orjson.dumps(record) + b"\n", headers=headers)
         except httpx.HTTPError as exc:
             raise SmokeFailedError(f"ingest unreachable at {target.ingest_url}: {exc!r}") from exc
     if response.status_code != 202:
         raise SmokeFailedError(f"ingest answered {response.status_code}: {response.text[:300]}")
+    accepted = response.json()["accepted"]
+    if len(accepted) != 1:
+        raise SmokeFailedError(f"ingest accepted {accepted!r}, expected the one record")
+    return str(accepted[0])
 
 
 def where(found: Found) -> str:
@@ -139,18 +144,20 @@ ALERT_SQL = "SELECT alert_id FROM notifier.alert WHERE signal_id = :id"
 
 
 async def follow(target: SmokeTarget, watch: TopicWatch, engine: AsyncEngine, journey: Journey) -> None:
-    event = smoke_event(datetime.now(UTC))
-    journey.console.print(f"  sending {event.kind} {event.source}\n  [dim]event_id {event.event_id}[/]")
-    await journey.next_hop("ingest's answer", post_event(target, event))
-    journey.hop(1, "accepted by ingest", "HTTP 202")
-    published = watch.wait_for(EVENTS, lambda body: body.get("event_id") == event.event_id)
-    found = await journey.next_hop(f"the event on {EVENTS}", published)
-    journey.hop(2, "published by ingest's outbox", where(found))
-    processed = row_appears(engine, PROCESSED_SQL, {"group": RULES_GROUP, "id": event.event_id})
-    await journey.next_hop("safety_rules processing the event", processed)
+    record = smoke_record(datetime.now(UTC))
+    source = evidence_key(record)
+    journey.console.print(f"  sending LB record {source} (ANC 0.8 x10^9/L)")
+    key = await journey.next_hop("ingest's answer", post_record(target, record))
+    journey.hop(1, "accepted by ingest", f"HTTP 202, {key}")
+    published = watch.wait_for(EVENTS, lambda body: body.get("dedup_key") == key)
+    found = await journey.next_hop(f"the record on {EVENTS}", published)
+    record_id = str(body_of(found)["record_id"])
+    journey.hop(2, "published by ingest's outbox", f"{where(found)}, record_id {record_id}")
+    processed = row_appears(engine, PROCESSED_SQL, {"group": RULES_GROUP, "id": record_id})
+    await journey.next_hop("safety_rules processing the record", processed)
     journey.hop(3, "consumed by safety_rules", f"group {RULES_GROUP}")
-    raised = watch.wait_for(SIGNALS, lambda body: event.source in body.get("evidence", []))
-    signal = await journey.next_hop(f"a signal on {SIGNALS} citing {event.source}", raised)
+    raised = watch.wait_for(SIGNALS, lambda body: source in body.get("evidence", []))
+    signal = await journey.next_hop(f"a signal on {SIGNALS} citing {source}", raised)
     body = body_of(signal)
     journey.hop(4, f"signal {body['rule_id']} {body['severity']} published", where(signal))
     opened = row_appears(engine, ALERT_SQL, {"id": body["signal_id"]})
@@ -159,7 +166,7 @@ async def follow(target: SmokeTarget, watch: TopicWatch, engine: AsyncEngine, jo
 
 
 async def smoke(target: SmokeTarget, console: Console, deadline: float) -> int:
-    console.rule("[bold]TrialWatch smoke: one event through the live pipeline")
+    console.rule("[bold]TrialWatch smoke: one lab record through the live pipeline")
     journey = Journey(console, deadline)
     engine = create_engine(target.database, application_name="trialwatch-smoke")
     try:
@@ -171,7 +178,7 @@ async def smoke(target: SmokeTarget, console: Console, deadline: float) -> int:
         return 1
     finally:
         await engine.dispose()
-    console.print(f"[bold green]The event reached the notifier in {journey.last - journey.started:.3f}s.[/]")
+    console.print(f"[bold green]The record reached the notifier in {journey.last - journey.started:.3f}s.[/]")
     return 0
 
 

@@ -1,87 +1,106 @@
-"""ingest entrypoint: the HTTP API and the canonical events it publishes (through the outbox).
+"""ingest's Kafka side: the raw input topics it consumes and the streams it produces (AsyncAPI).
 
-For now ``POST /v1/records`` takes one canonical event as JSON; the HL7, FHIR and NDJSON parsers
-replace that body format later without changing the response shape (INTERFACES §2).
+A message on ``trialwatch.in.hl7``, ``.fhir`` or ``.records`` holds input in that format (one record
+or many); its records are ingested in one transaction like an HTTP request. Rejected records go to the
+dead-letter topic with the reason in a header; the message is acknowledged after the commit and the
+dead letters. Nothing clinical here: parsing is the domain's, storage the store's.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
-from pydantic import SecretStr, ValidationError
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import LogicSubscriber
+from faststream.types import BrokerMiddleware
 
-from services.ingest.adapters.bearer import require_bearer
-from shared.events import CLINICAL_EVENT_ADAPTER, ClinicalEvent
+from services.ingest.batch import Channel, Outcome, Refused
+from services.ingest.handlers import Ingest
+from services.ingest.units import Format, Unit, split_units
+from shared.events import RecordIngested
 from shared.logs import get_logger
-from shared.messaging.topics import EVENTS
+from shared.messaging.dead_letter import PoisonMessageError
+from shared.messaging.outbox import Delivery
+from shared.messaging.topics import DEAD_LETTER, EVENTS, IN_FHIR, IN_HL7, IN_RECORDS
 
-RECORDS_SOURCE = "http:/v1/records"
-MAX_ERRORS_SHOWN = 5
+CONSUMER_GROUP = "ingest"
+#: One subscriber (one group member, one rebalance at start) for the three raw input topics.
+INPUT_FORMATS: dict[str, Format] = {IN_HL7: "hl7v2", IN_FHIR: "fhir", IN_RECORDS: "records"}
 
 log = get_logger(__name__)
 
 
-class EventStore(Protocol):
-    async def accept(self, event: ClinicalEvent, raw: bytes) -> bool: ...
-
-    async def quarantine(self, source: str, error: str, raw: bytes) -> None: ...
+class RejectedRecords(Protocol):
+    async def rejected(self, record: ConsumerRecord[Any, Any], refused: Refused) -> Delivery: ...
 
 
-def describe_validation(exc: ValidationError) -> str:
-    """The fields at fault, e.g. ``lab.result.value: Input should be a valid decimal``."""
-    problems = [
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors()[:MAX_ERRORS_SHOWN]
-    ]
-    return "; ".join(problems)
-
-
-def rejected_response(error: str) -> JSONResponse:
-    body = {
-        "type": "about:blank",
-        "title": "No record accepted",
-        "status": 422,
-        "accepted": [],
-        "rejected": [{"source": RECORDS_SOURCE, "error": error}],
-    }
-    return JSONResponse(body, status_code=422, media_type="application/problem+json")
-
-
-def create_api(store: EventStore, token: SecretStr) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_bearer(token))], tags=["ingest"])
-
-    @router.post("/records", status_code=202)
-    async def post_records(request: Request) -> JSONResponse:
-        raw = await request.body()
-        try:
-            event = CLINICAL_EVENT_ADAPTER.validate_json(raw)
-        except ValidationError as exc:
-            error = describe_validation(exc)
-            await store.quarantine(RECORDS_SOURCE, error, raw)
-            log.info("record.rejected", source=RECORDS_SOURCE, error=error)
-            return rejected_response(error)
-        created = await store.accept(event, raw)
-        log.info("record.accepted", event_id=event.event_id, source=event.source, duplicate=not created)
-        return JSONResponse({"accepted": [event.source], "rejected": []}, status_code=202)
-
-    return router
-
-
-def create_router() -> KafkaRouter:
-    """ingest consumes nothing yet; its router documents what the outbox relay publishes."""
-    router = KafkaRouter()
+def _publishers(router: KafkaRouter) -> None:
     router.publisher(
         EVENTS,
         title=f"{EVENTS}:CanonicalEvent",
-        schema=ClinicalEvent,
-        description="Canonical clinical events, keyed by study id; published by the outbox relay. "
-        "Headers: event_id, kind, schema_version.",
+        schema=RecordIngested,
+        description="One RecordIngested per accepted source record (its canonical events inside), keyed by "
+        "study id, in commit order; published by the outbox relay. Headers: event_id (= record_id), kind, "
+        "schema_version, channel.",
     )
-    return router
+    router.publisher(
+        DEAD_LETTER,
+        title=f"{DEAD_LETTER}:IngestDeadLetter",
+        schema=bytes,
+        description="Rejected records of the input topics, identifiers blanked, with x-reason (the record, the "
+        "field, the reason), x-source, x-original-topic, x-original-partition, x-original-offset, x-attempts.",
+    )
+
+
+def create_router(
+    ingestion: Ingest, dead_letters: RejectedRecords, middlewares: Iterable[BrokerMiddleware[Any, Any]] = ()
+) -> tuple[KafkaRouter, LogicSubscriber[Any]]:
+    """The router and its input subscriber (whose consumer the lag probe samples)."""
+    router = KafkaRouter(middlewares=tuple(middlewares))
+    _publishers(router)
+    subscriber = router.subscriber(
+        *INPUT_FORMATS,
+        group_id=CONSUMER_GROUP,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        title="IngestRawInput",
+        description="Raw input from source systems, in the format its topic names (INTERFACES §1): "
+        f"{', '.join(f'{topic} {fmt}' for topic, fmt in INPUT_FORMATS.items())}; one record or many per "
+        "message, acknowledged after the commit.",
+    )
+
+    @subscriber
+    async def ingest_message(msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        if not isinstance(record, ConsumerRecord):
+            raise TypeError("ingest subscribes to single records")
+        fmt = INPUT_FORMATS[record.topic]
+        name = f"{record.topic}/{record.partition}@{record.offset}"
+        outcomes = await ingestion.ingest(split_units(record.value or b"", fmt, name), fmt, "kafka")
+        if not outcomes:
+            raise PoisonMessageError(f"{name}: the message holds no {fmt} record")
+        refused = [outcome for outcome in outcomes if isinstance(outcome, Refused)]
+        for rejection in refused:
+            await dead_letters.rejected(record, rejection)
+        log.info("kafka.ingested", source=name, records=len(outcomes), rejected=len(refused))
+        await msg.ack()
+
+    return router, subscriber
+
+
+class NotWired:
+    """Stands in for ingestion and dead letters when the router is built only to document it."""
+
+    async def ingest(self, units: Iterable[Unit], fmt: Format, channel: Channel) -> list[Outcome]:
+        raise RuntimeError("documentation router: not wired to a database")
+
+    async def rejected(self, record: ConsumerRecord[Any, Any], refused: Refused) -> Delivery:
+        raise RuntimeError("documentation router: not wired to a broker")
 
 
 def documentation_router() -> KafkaRouter:
-    return create_router()
+    return create_router(NotWired(), NotWired())[0]

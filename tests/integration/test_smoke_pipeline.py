@@ -1,9 +1,10 @@
 """End to end on the real test stack: ingest, safety_rules and notifier run as real subprocesses.
 
 They read the test stack's env file (TRIALWATCH_ENV_FILE), exactly as `python -m services.<name>`
-does for an operator. One event in gives one signal, consumed once by the notifier; a redelivered
-event and a re-posted record change nothing; poison goes to the dead-letter topic without blocking
-the partition; SIGTERM stops every service cleanly.
+does for an operator. One lab record in (NDJSON over HTTP) gives one RecordIngested on
+trialwatch.events.v1 and one signal, consumed once by the notifier; a redelivered record message and
+a re-posted record change nothing; poison goes to the dead-letter topic without blocking the
+partition; SIGTERM stops every service cleanly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -29,15 +31,14 @@ from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from shared.events import LabResultRecorded
 from shared.messaging.broker import aiokafka_options
-from shared.messaging.topic_watch import TopicWatch
+from shared.messaging.topic_watch import Found, TopicWatch
 from shared.messaging.topics import DEAD_LETTER, EVENTS, SIGNALS
 from shared.settings import KafkaSettings
 from trialwatch.devstack import envfile, procs
 from trialwatch.devstack.paths import ALEMBIC_INI, REPO_ROOT
 from trialwatch.devstack.settings import Settings
-from trialwatch.smoke import run_smoke, smoke_event
+from trialwatch.smoke import evidence_key, run_smoke, smoke_record
 
 pytestmark = pytest.mark.integration
 
@@ -118,8 +119,26 @@ def migrate(database_url: str) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
-def fresh_event() -> LabResultRecorded:
-    return smoke_event(datetime.now(UTC))
+def fresh_record() -> dict[str, Any]:
+    return smoke_record(datetime.now(UTC))
+
+
+def as_ndjson(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record) + b"\n"
+
+
+def published_records(seen: list[Found], record: dict[str, Any]) -> list[Found]:
+    """The RecordIngested messages on trialwatch.events.v1 carrying ``record``."""
+    source = evidence_key(record)
+    return [
+        found
+        for found in seen
+        if found.topic == EVENTS and orjson.loads(found.value)["dedup_key"].startswith(source + ":")
+    ]
+
+
+SIGNAL_ROWS = "SELECT count(*) FROM safety_rules.signal WHERE CAST(payload AS jsonb) -> 'evidence' ? :source"
+ALERT_ROWS = "SELECT count(*) FROM notifier.alert WHERE CAST(payload AS jsonb) -> 'evidence' ? :source"
 
 
 async def post_record(cfg: Settings, body: bytes) -> httpx.Response:
@@ -167,32 +186,33 @@ def kafka(stack_settings: Settings) -> KafkaSettings:
     return KafkaSettings.from_mapping(stack_settings.env)
 
 
-def test_demo_smoke_follows_one_event_to_the_notifier(services: ServiceProcesses, stack_settings: Settings) -> None:
+def test_demo_smoke_follows_one_record_to_the_notifier(services: ServiceProcesses, stack_settings: Settings) -> None:
     output = io.StringIO()
     exit_code = run_smoke(stack_settings.env, console=Console(file=output, width=120))
     assert exit_code == 0, output.getvalue() + services.logs()
     assert "5. consumed by notifier" in output.getvalue()
 
 
-async def test_one_event_in_gives_one_signal_consumed_exactly_once(
+async def test_one_record_in_gives_one_signal_consumed_exactly_once(
     services: ServiceProcesses, stack_settings: Settings, db: AsyncEngine, kafka: KafkaSettings
 ) -> None:
-    event = fresh_event()
+    record = fresh_record()
+    source = evidence_key(record)
     async with TopicWatch(kafka, (EVENTS, SIGNALS)) as watch:
         for _ in range(2):  # the second POST of the same record is a duplicate, accepted and ignored
-            response = await post_record(stack_settings, event.model_dump_json().encode())
+            response = await post_record(stack_settings, as_ndjson(record))
             assert response.status_code == 202, response.text
-        alert_sql = "SELECT count(*) FROM notifier.alert WHERE payload->'evidence' ? :source"
-        await eventually(lambda: count(db, alert_sql, source=event.source), services)
+        await eventually(lambda: count(db, ALERT_ROWS, source=source), services)
         seen = await watch.drain(settle=2.0)
-    published = [f for f in seen if f.topic == EVENTS and orjson.loads(f.value)["event_id"] == event.event_id]
-    assert len(published) == 1, "two POSTs of one record must publish one event"
-    signals = [f for f in seen if f.topic == SIGNALS and event.source in orjson.loads(f.value)["evidence"]]
+    published = published_records(seen, record)
+    assert len(published) == 1, "two POSTs of one record must publish one RecordIngested"
+    record_id = orjson.loads(published[0].value)["record_id"]
+    signals = [f for f in seen if f.topic == SIGNALS and source in orjson.loads(f.value)["evidence"]]
     assert len(signals) == 1
     signal_id = orjson.loads(signals[0].value)["signal_id"]
-    assert await count(db, "SELECT count(*) FROM ingest.outbox WHERE event_id = :id", id=event.event_id) == 1
+    assert await count(db, "SELECT count(*) FROM ingest.outbox WHERE event_id = :id", id=record_id) == 1
     processed = "SELECT count(*) FROM safety_rules.processed_event WHERE event_id = :id"
-    assert await count(db, processed, id=event.event_id) == 1
+    assert await count(db, processed, id=record_id) == 1
     assert await count(db, "SELECT count(*) FROM notifier.processed_event WHERE event_id = :id", id=signal_id) == 1
     assert await count(db, "SELECT count(*) FROM notifier.alert WHERE signal_id = :id", id=signal_id) == 1
     audit = "SELECT count(*) FROM notifier.audit_log WHERE detail->>'signal_id' = :id"
@@ -204,60 +224,62 @@ async def committed_offset(admin: AIOKafkaAdminClient, group: str, topic: str, p
     return next((meta.offset for tp, meta in offsets.items() if (tp.topic, tp.partition) == (topic, partition)), -1)
 
 
-async def test_a_redelivered_event_raises_no_second_signal(
+async def test_a_redelivered_record_raises_no_second_signal(
     services: ServiceProcesses,
+    stack_settings: Settings,
     db: AsyncEngine,
     kafka: KafkaSettings,
     kafka_admin_client: AIOKafkaAdminClient,
 ) -> None:
-    event = fresh_event()
-    body, key = event.model_dump_json().encode(), event.study_id.encode()
-    headers = [("content-type", b"application/json"), ("event_id", event.event_id.encode())]
-    producer = AIOKafkaProducer(enable_idempotence=True, **aiokafka_options(kafka))
-    await producer.start()
-    async with TopicWatch(kafka, (SIGNALS,)) as watch:
-        try:
-            for _ in range(2):
-                last = await producer.send_and_wait(EVENTS, body, key=key, headers=headers)
+    record = fresh_record()
+    source = evidence_key(record)
+    async with TopicWatch(kafka, (EVENTS, SIGNALS)) as watch:
+        assert (await post_record(stack_settings, as_ndjson(record))).status_code == 202
+        await eventually(lambda: count(db, ALERT_ROWS, source=source), services)
+        [original] = published_records(await watch.drain(settle=0.5), record)
+        producer = AIOKafkaProducer(enable_idempotence=True, **aiokafka_options(kafka))
+        await producer.start()
+        try:  # the same message again, as after a relay crash between publish and commit
+            headers = [(name, value.encode()) for name, value in original.headers.items()]
+            again = await producer.send_and_wait(EVENTS, original.value, key=original.key, headers=headers)
         finally:
             await producer.stop()
 
-        async def both_deliveries_acknowledged() -> int:
-            return int(await committed_offset(kafka_admin_client, "safety-rules", EVENTS, last.partition) > last.offset)
+        async def redelivery_acknowledged() -> int:
+            committed = await committed_offset(kafka_admin_client, "safety-rules", EVENTS, again.partition)
+            return int(committed > again.offset)
 
-        await eventually(both_deliveries_acknowledged, services)
-        await eventually(
-            lambda: count(db, "SELECT count(*) FROM notifier.alert WHERE payload->'evidence' ? :s", s=event.source),
-            services,
-        )
+        await eventually(redelivery_acknowledged, services)
         seen = await watch.drain(settle=2.0)
-    assert len([f for f in seen if event.source in orjson.loads(f.value)["evidence"]]) == 1
-    signal_rows = "SELECT count(*) FROM safety_rules.signal WHERE payload->'evidence' ? :source"
-    assert await count(db, signal_rows, source=event.source) == 1
+    assert len([f for f in seen if f.topic == SIGNALS and source in orjson.loads(f.value)["evidence"]]) == 1
+    assert await count(db, SIGNAL_ROWS, source=source) == 1
     processed = "SELECT count(*) FROM safety_rules.processed_event WHERE event_id = :id"
-    assert await count(db, processed, id=event.event_id) == 1
+    assert await count(db, processed, id=orjson.loads(original.value)["record_id"]) == 1
 
 
 async def test_poison_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing(
-    services: ServiceProcesses, kafka: KafkaSettings
+    services: ServiceProcesses, stack_settings: Settings, kafka: KafkaSettings
 ) -> None:
-    event = fresh_event()
-    key = event.study_id.encode()  # same key, same partition: the good event waits behind the poison
+    record = fresh_record()
+    source = evidence_key(record)
     producer = AIOKafkaProducer(enable_idempotence=True, **aiokafka_options(kafka))
     await producer.start()
     async with TopicWatch(kafka, (DEAD_LETTER, SIGNALS)) as watch:
-        try:
-            poison = await producer.send_and_wait(EVENTS, b"{not json", key=key)
-            await producer.send_and_wait(EVENTS, event.model_dump_json().encode(), key=key)
+        try:  # keyed by the study like ingest's records: the good record waits behind the poison
+            poison = await producer.send_and_wait(EVENTS, b"{not json", key=str(record["STUDYID"]).encode())
         finally:
             await producer.stop()
-        await eventually(lambda: _signal_seen(watch, event.source), services)
-    dead = [f for f in watch.seen if f.topic == DEAD_LETTER and f.value == b"{not json"]
+        assert (await post_record(stack_settings, as_ndjson(record))).status_code == 202
+        await eventually(lambda: _signal_seen(watch, source), services)
+    dead = [  # every consumer of the topic dead-letters it once (the notifier reads it too)
+        f
+        for f in watch.seen
+        if f.topic == DEAD_LETTER and f.value == b"{not json" and f.headers["x-consumer-group"] == "safety-rules"
+    ]
     assert len(dead) == 1, services.logs()
     assert dead[0].headers["x-original-topic"] == EVENTS
     assert dead[0].headers["x-original-partition"] == str(poison.partition)
     assert dead[0].headers["x-original-offset"] == str(poison.offset)
-    assert dead[0].headers["x-consumer-group"] == "safety-rules"
     assert dead[0].headers["x-attempts"] == "1"
     assert "ValidationError" in dead[0].headers["x-reason"]
 
@@ -282,7 +304,7 @@ async def test_health_and_metrics_are_open_and_the_ingest_api_needs_the_token(
     rejected = await post_record(stack_settings, b'{"kind": "lab.result"}')
     assert rejected.status_code == 422
     assert rejected.headers["content-type"] == "application/problem+json"
-    assert "lab.result.study_id" in rejected.json()["rejected"][0]["error"]
+    assert "DOMAIN" in rejected.json()["rejected"][0]["error"]
     assert await count(db, "SELECT count(*) FROM ingest.quarantine") == before + 1
 
 

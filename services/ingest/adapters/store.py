@@ -1,35 +1,134 @@
-"""ingest's SQL side: an accepted event, its raw record and its outbox row are committed together."""
+"""ingest's SQL side: a whole batch of records in one transaction, a few statements per batch.
+
+In one transaction: the accepted-source ledger (``raw_input``, ``ON CONFLICT DO NOTHING`` on the dedup
+key, so a re-sent record is found here and published no second time), then for the records that are new
+their canonical events and one outbox row each (RecordIngested, keyed by study id), and the quarantine
+rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. The outbox relay is
+woken after the commit, and publishes in commit order.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 import orjson
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.adapters.tables import CanonicalEvent, Outbox, Quarantine, RawInput
-from shared.events import ClinicalEvent
-from shared.messaging.outbox import OutboxMessage, enqueue
+from services.ingest.adapters.tables import SCHEMA
+from services.ingest.batch import Batch, EventRow, RecordRow
+from services.ingest.handlers import StorageUnavailableError
 from shared.messaging.topics import EVENTS
 
-CANONICAL_FORMAT = "canonical-json"
+LEDGER_INSERT = """
+INSERT INTO ingest.raw_input
+    (source_key, format, received_at, sha256, payload, study_id, channel, origin, non_production, event_count)
+SELECT key, $2, $3, sha256, payload, study_id, $4, origin, non_production, event_count
+FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[], $10::int[])
+    AS batch(key, sha256, payload, study_id, origin, non_production, event_count)
+ON CONFLICT (source_key) DO NOTHING
+RETURNING source_key
+"""
+EVENT_COLUMNS = ("event_id", "dedup_key", "kind", "study_id", "subject_id", "payload", "recorded_at")
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload")
+QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
+MESSAGE_KIND = "record.ingested"
+#: Columns added by migration 0002: selecting them fails on an older schema.
+SCHEMA_PROBES = (
+    "SELECT source_key, study_id, channel, origin, non_production, event_count FROM ingest.raw_input LIMIT 0",
+    "SELECT channel, format FROM ingest.quarantine LIMIT 0",
+)
+#: The database is away or going away (raised as StorageUnavailableError: nothing was stored).
+STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    SQLAlchemyError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def outbox_headers(row: RecordRow, channel: str) -> str:
+    """JSON headers of the RecordIngested outbox row (the relay copies them onto the Kafka record)."""
+    headers = {
+        "content-type": "application/json",
+        "event_id": row.record_id,
+        "kind": MESSAGE_KIND,
+        "schema_version": "1",
+        "channel": channel,
+    }
+    return orjson.dumps(headers).decode()
 
 
-def event_message(event: ClinicalEvent) -> OutboxMessage:
-    """trialwatch.events.v1 record: keyed by study so a study's events stay in order."""
-    return OutboxMessage(
-        event_id=event.event_id,
-        topic=EVENTS,
-        key=event.study_id,
-        payload=event.model_dump(mode="json"),
-        headers={"kind": event.kind, "schema_version": str(event.schema_version)},
-    )
+class BatchWriter:
+    """Writes batches inside one open transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _driver(self) -> Any:
+        """The asyncpg connection under the session (COPY and array parameters)."""
+        connection = await self._session.connection()
+        raw = await connection.get_raw_connection()
+        return raw.driver_connection
+
+    async def write(self, batch: Batch) -> set[str]:
+        """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
+        driver = await self._driver()
+        fresh = await self._ledger(driver, batch) if batch.records else set()
+        new_rows = [row for row in batch.records if row.key in fresh and row.message is not None]
+        events = [_event_values(row, event) for row in new_rows for event in row.events]
+        if events:
+            await driver.copy_records_to_table(
+                "canonical_event", records=events, columns=EVENT_COLUMNS, schema_name=SCHEMA
+            )
+        if new_rows:
+            channel = batch.arrival.channel
+            outbox = [
+                (row.record_id, EVENTS, row.study_id, outbox_headers(row, channel), row.message) for row in new_rows
+            ]
+            await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
+        if batch.quarantine:
+            arrival = batch.arrival
+            rows = [
+                (row.source, row.error, row.sha256, row.raw, arrival.received_at, arrival.channel, arrival.format)
+                for row in batch.quarantine
+            ]
+            await driver.copy_records_to_table(
+                "quarantine", records=rows, columns=QUARANTINE_COLUMNS, schema_name=SCHEMA
+            )
+        return fresh
+
+    @staticmethod
+    async def _ledger(driver: Any, batch: Batch) -> set[str]:
+        records, arrival = batch.records, batch.arrival
+        rows = await driver.fetch(
+            LEDGER_INSERT,
+            [row.key for row in records],
+            arrival.format,
+            arrival.received_at,
+            arrival.channel,
+            [row.sha256 for row in records],
+            [row.raw for row in records],
+            [row.study_id for row in records],
+            [row.origin for row in records],
+            [row.non_production for row in records],
+            [len(row.events) for row in records],
+        )
+        return {row["source_key"] for row in rows}
+
+
+def _event_values(row: RecordRow, event: EventRow) -> tuple[Any, ...]:
+    return (event.event_id, row.key, event.kind, event.study_id, event.subject_id, event.payload, event.recorded_at)
+
+
+class SchemaOutdatedError(RuntimeError):
+    """The database lacks ingest's tables or columns: the migrations have not been run to head."""
 
 
 class IngestStore:
@@ -37,39 +136,24 @@ class IngestStore:
         self._sessions = sessions
         self._on_commit = on_commit
 
-    async def accept(self, event: ClinicalEvent, raw: bytes) -> bool:
-        """Stores and queues ``event``; False when its event id was accepted before (nothing changes)."""
-        payload = event.model_dump(mode="json")
-        async with self._sessions.begin() as session:
-            fresh = insert(CanonicalEvent).values(
-                event_id=event.event_id,
-                dedup_key=event.dedup_key,
-                kind=event.kind,
-                study_id=event.study_id,
-                subject_id=event.subject_id,
-                payload=payload,
-                recorded_at=event.recorded_at,
-            )
-            created = await session.execute(fresh.on_conflict_do_nothing().returning(CanonicalEvent.event_id))
-            if created.first() is None:
-                return False
-            await self._keep_raw(session, event, raw)
-            await enqueue(session, Outbox, event_message(event))
+    async def verify_schema(self) -> None:
+        """Fails at startup, not at the first record, when the schema is older than this code."""
+        async with self._sessions() as session:
+            try:
+                for probe in SCHEMA_PROBES:
+                    await session.execute(text(probe))
+            except ProgrammingError as error:
+                raise SchemaOutdatedError(
+                    "ingest tables are not at migration 0002: run `alembic -c deploy/alembic.ini upgrade head` "
+                    "(a database stamped past 0002 while it was empty: `alembic stamp 0001`, then upgrade head)"
+                ) from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BatchWriter]:
+        """Everything written through the writer commits together; the relay is woken after the commit."""
+        try:
+            async with self._sessions.begin() as session:
+                yield BatchWriter(session)
+        except STORAGE_ERRORS as error:
+            raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
         self._on_commit()
-        return True
-
-    @staticmethod
-    async def _keep_raw(session: AsyncSession, event: ClinicalEvent, raw: bytes) -> None:
-        """A canonical event holds no direct identifiers (its schema forbids extra keys): kept as parsed."""
-        record = insert(RawInput).values(
-            source_key=event.dedup_key,
-            format=CANONICAL_FORMAT,
-            sha256=sha256_hex(raw),
-            payload=orjson.dumps(event.model_dump(mode="json")).decode(),
-        )
-        await session.execute(record.on_conflict_do_nothing(index_elements=["source_key"]))
-
-    async def quarantine(self, source: str, error: str, raw: bytes) -> None:
-        """A rejected body is kept as its hash only: unparsed input cannot be redacted field by field."""
-        async with self._sessions.begin() as session:
-            session.add(Quarantine(source=source, error=error, sha256=sha256_hex(raw), payload=None))

@@ -1,11 +1,15 @@
-"""ingest's tables, in the ``ingest`` schema. Direct identifiers are blanked before any payload is stored."""
+"""ingest's tables, in the ``ingest`` schema. Direct identifiers are blanked before any payload is stored.
+
+``raw_input`` is also the accepted-source ledger: one row per accepted source record, keyed by its dedup
+key (SAFETY_RULES §6), so a re-sent record is recognised in the same transaction that would publish it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Text, func
+from sqlalchemy import BigInteger, Identity, Integer, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, outbox_table_args
@@ -14,7 +18,9 @@ SCHEMA = "ingest"
 
 
 class RawInput(Base):
-    """Each accepted source record once, redacted, with the SHA-256 of the original bytes."""
+    """Each accepted source record once: its copy with direct identifiers blanked (``payload``), the SHA-256
+    of the record as received, its format (hl7v2, fhir, records), channel (mllp, http, kafka) and position
+    (``origin``). ``non_production`` marks HL7 MSH-11 T/D messages: acknowledged, never published."""
 
     __tablename__ = "raw_input"
     __table_args__ = ({"schema": SCHEMA},)
@@ -25,10 +31,15 @@ class RawInput(Base):
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
     sha256: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+    study_id: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text)
+    non_production: Mapped[bool]
+    event_count: Mapped[int] = mapped_column(Integer)
 
 
 class CanonicalEvent(Base):
-    """Every canonical event ingest produced, as published on trialwatch.events.v1."""
+    """Every canonical event ingest produced, as published inside RecordIngested on trialwatch.events.v1."""
 
     __tablename__ = "canonical_event"
     __table_args__ = ({"schema": SCHEMA},)
@@ -43,7 +54,7 @@ class CanonicalEvent(Base):
 
 
 class Quarantine(Base):
-    """A rejected record with the reason naming record and field; payload only once redactable."""
+    """A rejected record with the reason naming record and field, and what of it could be redacted."""
 
     __tablename__ = "quarantine"
     __table_args__ = ({"schema": SCHEMA},)
@@ -54,6 +65,8 @@ class Quarantine(Base):
     sha256: Mapped[str] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    channel: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(Text)
 
 
 class Outbox(OutboxMixin, Base):

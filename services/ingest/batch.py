@@ -1,0 +1,189 @@
+"""Parse results -> the rows one ingest transaction writes, and what each record's sender is told.
+
+Pure: no I/O and no clock (``received_at`` is handed in). An accepted record becomes a ledger row with
+its redacted copy, its canonical events and one ``RecordIngested`` (the outbox payload, serialised once
+here); a rejected one a quarantine row. A record whose content cannot be stored (PostgreSQL refuses NUL
+characters in JSON) is rejected with that reason instead of failing the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+from services.ingest.domain import Parsed, ParseResult, Rejected
+from services.ingest.units import Format, Unit
+from shared.events import RecordIngested, deterministic_id
+
+Channel = Literal["mllp", "http", "kafka"]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An accepted record; ``duplicate`` when its dedup key was accepted before (acknowledged, not published)."""
+
+    source: str
+    key: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A rejected record: ``error`` names the record, the field and the reason; ``raw`` is what of it may
+    be kept (identifiers blanked), if anything."""
+
+    source: str
+    error: str
+    raw: str | None = None
+
+
+Outcome = Accepted | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Where and when a batch arrived, and the study that HL7 and FHIR input belong to by default."""
+
+    channel: Channel
+    format: Format
+    received_at: datetime
+    default_study: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    event_id: str
+    kind: str
+    study_id: str
+    subject_id: str | None
+    recorded_at: datetime
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """An accepted record. ``message`` (RecordIngested as JSON) is None for MSH-11 T/D messages."""
+
+    key: str
+    record_id: str
+    study_id: str
+    origin: str
+    sha256: str
+    raw: str
+    non_production: bool
+    message: str | None
+    events: tuple[EventRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    source: str
+    error: str
+    sha256: str
+    raw: str | None
+
+
+@dataclass
+class Batch:
+    arrival: Arrival
+    records: list[RecordRow] = field(default_factory=list)
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+
+
+def storable_text(raw: str | dict[str, Any] | None) -> str | None:
+    """The redacted copy as text; a NUL (which PostgreSQL text cannot hold) becomes U+FFFD."""
+    if raw is None:
+        return None
+    try:
+        text = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: nothing of it can be kept as text
+        return None
+    return text.replace("\x00", "\ufffd")
+
+
+def _no_nul(text: str, nul: str = "\x00") -> str:
+    """``text``, unless it holds a NUL (``nul``: the character, or its JSON escape): PostgreSQL stores neither."""
+    if nul in text:
+        raise ValueError("a value holds a NUL character (\\u0000), which cannot be stored")
+    return text
+
+
+def record_message(record: RecordIngested, events_json: Sequence[str]) -> str:
+    """``record`` as JSON, reusing each event's JSON (serialised once, also for its own row).
+
+    Equal to ``record.model_dump_json()``: the envelope is dumped without ``events``, which is its last
+    field, and the events are appended in order.
+    """
+    envelope = record.model_dump_json(exclude={"events"})
+    return f'{envelope[:-1]},"events":[{",".join(events_json)}]}}'
+
+
+def record_row(parsed: Parsed, unit_sha256: str, arrival: Arrival) -> RecordRow:
+    """Raises ValueError when the record cannot be stored as it is."""
+    _no_nul(parsed.key)
+    record_id = deterministic_id(parsed.key)
+    study_id = parsed.events[0].study_id if parsed.events else arrival.default_study
+    message: str | None = None
+    events: tuple[EventRow, ...] = ()
+    if not parsed.non_production:
+        record = RecordIngested(
+            record_id=record_id,
+            dedup_key=parsed.key,
+            study_id=study_id,
+            received_at=arrival.received_at,
+            channel=arrival.channel,
+            events=parsed.events,
+        )
+        events_json = [_no_nul(event.model_dump_json(), nul="\\u0000") for event in parsed.events]
+        message = record_message(record, events_json)
+        events = tuple(
+            EventRow(event.event_id, event.kind, event.study_id, event.subject_id, event.recorded_at, text)
+            for event, text in zip(parsed.events, events_json, strict=True)
+        )
+    raw = storable_text(parsed.raw_redacted) or ""
+    return RecordRow(
+        parsed.key, record_id, study_id, parsed.source, unit_sha256, raw, parsed.non_production, message, events
+    )
+
+
+def build_batch(
+    units: Iterable[tuple[Unit, Sequence[ParseResult]]], arrival: Arrival, seen: set[str]
+) -> tuple[Batch, list[Outcome]]:
+    """The rows of these units' results and one outcome per result, in input order.
+
+    ``seen`` holds the keys already written in this transaction; a record repeating one is a duplicate
+    (added to ``seen`` as rows are made).
+    """
+    batch = Batch(arrival)
+    outcomes: list[Outcome] = []
+    for unit, results in units:
+        digest = hashlib.sha256(unit.data).hexdigest()
+        for result in results:
+            outcomes.append(_add(batch, result, digest, seen))
+    return batch, outcomes
+
+
+def _add(batch: Batch, result: ParseResult, digest: str, seen: set[str]) -> Outcome:
+    if isinstance(result, Rejected):
+        return _quarantine(batch, result.source, result.error, digest, result.raw_redacted)
+    if result.key in seen:
+        return Accepted(result.source, result.key, duplicate=True)
+    try:
+        row = record_row(result, digest, batch.arrival)
+    except ValueError as error:
+        return _quarantine(batch, result.source, f"{result.key}: {error}", digest, result.raw_redacted)
+    seen.add(result.key)
+    batch.records.append(row)
+    return Accepted(result.source, result.key)
+
+
+def _quarantine(batch: Batch, source: str, error: str, digest: str, raw: str | dict[str, Any] | None) -> Refused:
+    error = error.replace("\x00", "\ufffd")
+    text = storable_text(raw)
+    batch.quarantine.append(QuarantineRow(source, error, digest, text))
+    return Refused(source, error, text)

@@ -1,0 +1,1 @@
+"""The HL7 MLLP listener of ingest: framing, acknowledgements, the asyncio server."""
