@@ -47,6 +47,9 @@ EXPECTED_TABLES = {
     "notifier.delivery",
     "notifier.audit_log",
     "notifier.audit_head",
+    "notifier.timer",
+    "notifier.pause_event",
+    "notifier.outbox",
 }
 
 
