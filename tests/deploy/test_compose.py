@@ -460,9 +460,7 @@ def test_migrate_runs_alembic_once_after_postgres(services: dict[str, dict[str, 
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_app_waits_for_healthy_infra_and_completed_one_shots(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
+def test_app_waits_for_healthy_infra_and_completed_one_shots(services: dict[str, dict[str, Any]], name: str) -> None:
     assert depends_on(services[name]) == {
         "kafka": "service_healthy",
         "postgres": "service_healthy",
@@ -482,9 +480,7 @@ def test_dependency_conditions_are_satisfiable(services: dict[str, dict[str, Any
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_app_healthcheck_probes_healthz_on_its_own_port(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
+def test_app_healthcheck_probes_healthz_on_its_own_port(services: dict[str, dict[str, Any]], name: str) -> None:
     service = services[name]
     port = int(env_of(service)[HTTP_PORT_VAR[name]])
     assert port in {int(p["target"]) for p in service["ports"]}
