@@ -1,69 +1,118 @@
-"""safety_rules entrypoint: consume canonical events, evaluate them, acknowledge after the commit.
+"""safety_rules entrypoint: consume ingested records in batches, evaluate each once, commit after the commit.
 
-Nothing clinical here: parsing is the event contract's, evaluation the engine's (behind
-``RulesStore``), publication the outbox relay's.
+Nothing clinical here: decoding is the record contract's, evaluation the engine's (behind
+`RulesService`), publication the outbox relay's. What happens to each record of a batch (processed,
+dead-lettered or left for redelivery) and which offsets are committed is `BatchConsumer`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
-from faststream.types import BrokerMiddleware
 
-from shared.events import ClinicalEvent, Signal
-from shared.logs import get_logger
-from shared.messaging.topics import DEAD_LETTER, EVENTS, SIGNALS
+from services.safety_rules.batch import OffsetPort, Raw
+from services.safety_rules.settings import DEFAULT_CONSUMER_GROUP, RulesTopics
+from shared.events import RecordIngested, Signal
 
-CONSUMER_GROUP = "safety-rules"
-
-log = get_logger(__name__)
-
-
-class EventProcessor(Protocol):
-    async def process(self, event: ClinicalEvent) -> int | None: ...
+CONSUMER_GROUP = DEFAULT_CONSUMER_GROUP
+EVENTS_DESCRIPTION = (
+    "Ingested source records, keyed by study (one partition per study, in ingestion order); "
+    "each evaluated once per record id, acknowledged after the commit."
+)
 
 
-def create_router(processor: EventProcessor, middlewares: Sequence[BrokerMiddleware[Any, Any]] = ()) -> KafkaRouter:
-    router = KafkaRouter(middlewares=middlewares)
-    router.publisher(
-        SIGNALS,
-        title=f"{SIGNALS}:Signal",
-        schema=Signal,
-        description="Signals (INTERFACES §3), keyed by study id; published by the outbox relay.",
-    )
-    router.publisher(
-        DEAD_LETTER,
-        title=f"{DEAD_LETTER}:SafetyRulesDeadLetter",
-        schema=bytes,
-        description="Events safety_rules could not process: the original bytes, with x-original-topic, "
-        "x-original-partition, x-original-offset, x-reason and x-attempts headers.",
-    )
+class RecordBatches(Protocol):
+    async def consume(self, raws: Sequence[Raw], offsets: OffsetPort) -> None: ...
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How much one poll hands over: at most ``max_records`` (and ``max_bytes`` per partition), whatever
+    is there after ``timeout_ms``. A poll never waits for a batch to fill up: at a low rate each batch
+    holds a record or two, under a backlog it is as large as allowed, so that a participant's state is
+    read and written once for many of its records."""
+
+    max_records: int = 1000
+    timeout_ms: int = 20
+    max_bytes: int = 4 * 1024 * 1024
+
+
+def live_consumer(msg: KafkaMessage) -> OffsetPort:
+    """The aiokafka consumer the batch came from (it commits and seeks explicit offsets)."""
+    return cast(OffsetPort, msg.consumer)
+
+
+async def undecoded(msg: KafkaMessage) -> None:
+    """FastStream's decoder, replaced: `BatchConsumer` decodes each record itself (one bad record must
+    not fail its batch), so the batch is not JSON-decoded here a first time for nothing."""
+
+
+def create_router(
+    batches: RecordBatches,
+    *,
+    topics: RulesTopics,
+    consumer_group: str = CONSUMER_GROUP,
+    polling: Polling = Polling(),
+    offsets: Callable[[KafkaMessage], OffsetPort] = live_consumer,
+) -> KafkaRouter:
+    router = _with_publishers(topics)
 
     @router.subscriber(
-        EVENTS,
-        group_id=CONSUMER_GROUP,
+        topics.events,
+        batch=True,
+        max_records=polling.max_records,
+        batch_timeout_ms=polling.timeout_ms,
+        max_partition_fetch_bytes=polling.max_bytes,
+        decoder=undecoded,
+        group_id=consumer_group,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
-        title=f"{EVENTS}:EvaluateEvent",
-        description="Canonical clinical events; evaluated once per event id, acknowledged after commit.",
+        title=f"{topics.events}:EvaluateEvent",
+        description=EVENTS_DESCRIPTION,
     )
-    async def evaluate_event(event: ClinicalEvent, msg: KafkaMessage) -> None:
-        raised = await processor.process(event)
-        log.info("event.evaluated", event_id=event.event_id, duplicate=raised is None, signals=raised or 0)
-        await msg.ack()
+    async def evaluate_records(msg: KafkaMessage) -> None:
+        await batches.consume(cast(Sequence[Raw], msg.raw_message), offsets(msg))
 
     return router
 
 
-class NotWired:
-    """Stands in for the store when the router is built only to document it (AsyncAPI)."""
+def documentation_router() -> KafkaRouter:
+    """The streams as the AsyncAPI document shows them: each record on the events topic is one
+    `RecordIngested` (the live subscriber takes them a poll at a time and decodes them itself)."""
+    topics = RulesTopics.with_prefix("")
+    router = _with_publishers(topics)
 
-    async def process(self, event: ClinicalEvent) -> int | None:
+    @router.subscriber(
+        topics.events,
+        group_id=CONSUMER_GROUP,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        title=f"{topics.events}:EvaluateEvent",
+        description=EVENTS_DESCRIPTION,
+    )
+    async def evaluate_record(record: RecordIngested) -> None:
         raise RuntimeError("documentation router: not wired to a database")
 
+    return router
 
-def documentation_router() -> KafkaRouter:
-    return create_router(NotWired())
+
+def _with_publishers(topics: RulesTopics) -> KafkaRouter:
+    router = KafkaRouter()
+    router.publisher(
+        topics.signals,
+        title=f"{topics.signals}:Signal",
+        schema=Signal,
+        description="Signals (INTERFACES §3), keyed by study id; published by the outbox relay.",
+    )
+    router.publisher(
+        topics.dead_letter,
+        title=f"{topics.dead_letter}:SafetyRulesDeadLetter",
+        schema=bytes,
+        description="Records safety_rules could not process: the original bytes, with x-original-topic, "
+        "x-original-partition, x-original-offset, x-reason and x-attempts headers.",
+    )
+    return router

@@ -43,22 +43,37 @@ class OutboxMessage:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def outbox_row(message: OutboxMessage) -> dict[str, Any]:
+    """The outbox row's values: the message, with its content type and event id among the headers."""
+    headers = {"content-type": "application/json", "event_id": message.event_id, **message.headers}
+    return {
+        "event_id": message.event_id,
+        "topic": message.topic,
+        "key": message.key,
+        "headers": headers,
+        "payload": dict(message.payload),
+    }
+
+
 async def enqueue(session: AsyncSession, model: type[OutboxMixin], message: OutboxMessage) -> bool:
     """Adds the message to the outbox in the caller's transaction. False if its event id is already there."""
-    headers = {"content-type": "application/json", "event_id": message.event_id, **message.headers}
     statement = (
         insert(model)
-        .values(
-            event_id=message.event_id,
-            topic=message.topic,
-            key=message.key,
-            headers=headers,
-            payload=dict(message.payload),
-        )
+        .values(**outbox_row(message))
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(model.id)
     )
     return (await session.execute(statement)).first() is not None
+
+
+async def enqueue_many(session: AsyncSession, model: type[OutboxMixin], messages: Sequence[OutboxMessage]) -> int:
+    """Adds the messages, in order, in the caller's transaction with one multi-row insert (``enqueue`` for
+    a batch). A message whose event id is already there is skipped; returns how many were added."""
+    if not messages:
+        return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
+    return len((await session.execute(statement, [outbox_row(message) for message in messages])).all())
 
 
 class OutboxRelay:

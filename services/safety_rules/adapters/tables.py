@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Text, func, text
+from sqlalchemy import JSON, BigInteger, Identity, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, ProcessedEventMixin, outbox_table_args
@@ -14,12 +14,14 @@ SCHEMA = "safety_rules"
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):
+    """Records (``RecordIngested.record_id``) this consumer group has fully processed."""
+
     __tablename__ = "processed_event"
     __table_args__ = ({"schema": SCHEMA},)
 
 
 class ParticipantState(Base):
-    """The rules engine's memory of one participant; ``version`` guards concurrent writers."""
+    """The rules engine's memory of one participant (``ParticipantState.to_json``); ``version`` counts writes."""
 
     __tablename__ = "participant_state"
     __table_args__ = ({"schema": SCHEMA},)
@@ -32,7 +34,7 @@ class ParticipantState(Base):
 
 
 class StudyState(Base):
-    """Study-level memory (halting-rule latches, counts)."""
+    """Study-level memory (``StudyState.to_json``); its row lock makes one writer per study."""
 
     __tablename__ = "study_state"
     __table_args__ = ({"schema": SCHEMA},)
@@ -53,18 +55,23 @@ class ProcessedSource(Base):
 
 
 class SignalRecord(Base):
-    """Every signal raised or retracted, exactly as published (INTERFACES §3 object in ``payload``)."""
+    """Every signal raised or retracted, exactly as published.
+
+    ``payload`` is ``json``, not ``jsonb``: it keeps the INTERFACES §3 object's text and key order, so
+    `trialwatch signals` prints what `trialwatch replay` prints. ``seq`` is the recording order.
+    """
 
     __tablename__ = "signal"
-    __table_args__ = ({"schema": SCHEMA},)
+    __table_args__ = (Index("ix_signal_recorded_at", "recorded_at"), {"schema": SCHEMA})
 
     signal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), unique=True)
     study_id: Mapped[str] = mapped_column(Text)
     subject_id: Mapped[str | None] = mapped_column(Text)
     rule_id: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

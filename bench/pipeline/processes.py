@@ -1,0 +1,108 @@
+"""The three services as real subprocesses (`python -m services.<name>`) and their resident memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from trialwatch.devstack import envfile
+from trialwatch.devstack.paths import REPO_ROOT
+from trialwatch.devstack.settings import Settings
+
+SERVICE_PORTS = {
+    "ingest": "TRIALWATCH_INGEST_PORT",
+    "safety_rules": "TRIALWATCH_RULES_PORT",
+    "notifier": "TRIALWATCH_NOTIFIER_PORT",
+}
+STARTUP_SECONDS = 90.0
+STOP_SECONDS = 30.0
+
+
+class ServiceError(RuntimeError):
+    """A service did not start, or died."""
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB from /proc/<pid>/status (VmRSS, VmHWM)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+class Services:
+    def __init__(self, cfg: Settings, log_dir: Path) -> None:
+        self.cfg = cfg
+        self.log_dir = log_dir
+        self.env = {**os.environ, envfile.ENV_FILE_VAR: str(envfile.env_path(cfg.stack)), "PYTHONUNBUFFERED": "1"}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.peak_rss: dict[str, float] = {}
+
+    def url(self, name: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.cfg.env[SERVICE_PORTS[name]]}{path}"
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in SERVICE_PORTS:
+            with (self.log_dir / f"{name}.log").open("ab") as log:
+                argv = [sys.executable, "-m", f"services.{name}"]
+                self.processes[name] = subprocess.Popen(argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
+        for name in SERVICE_PORTS:
+            self._wait_healthy(name)
+
+    def _wait_healthy(self, name: str) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise ServiceError(f"{name} exited during startup; see {self.log_dir / name}.log")
+            try:
+                if httpx.get(self.url(name, "/healthz"), timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceError(f"{name} not healthy after {STARTUP_SECONDS:.0f}s; see {self.log_dir / name}.log")
+
+    def check_alive(self) -> None:
+        dead = [name for name, process in self.processes.items() if process.poll() is not None]
+        if dead:
+            raise ServiceError(f"service(s) died: {', '.join(dead)}; see {self.log_dir}")
+
+    def sample_rss(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is None:
+                current, peak = rss_mb(process.pid)
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), current, peak)
+
+    async def sample_rss_every(self, seconds: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.sample_rss()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            except TimeoutError:
+                continue
+
+    def metrics(self, name: str) -> str:
+        return httpx.get(self.url(name, "/metrics"), timeout=5.0).text
+
+    def stop(self) -> None:
+        self.sample_rss()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()

@@ -1,0 +1,143 @@
+"""The engine's `StateStore` for a batch of records evaluated in one transaction.
+
+`SqlStateStore` queries on every call and writes on every save; for a batch that is several round trips
+per record. This store reads the rows of the records to come up front (`prefetch`: one query for their
+participants, one for their source keys), then keeps the states as objects while the engine works on
+them, exactly as `InMemoryStateStore` does for `trialwatch replay`, and writes each saved participant
+once in `flush()`, which also lets go of them (the caller bounds how many it holds at a time; the
+study's state is kept). A key it was not told about is read when the engine asks for it. Whatever it
+writes is in the caller's transaction: a batch that fails leaves no trace, and this store is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from services.safety_rules.adapters import tables
+from services.safety_rules.domain import ParticipantState, StudyState
+
+StudyJson = dict[str, Any]
+Key = tuple[str, str]
+
+
+class BatchStateStore:
+    """`services.safety_rules.domain.StateStore` over one transaction's connection, written at `flush()`.
+
+    ``locked`` is the study row `lock_study` already read (and locked) in this transaction.
+    """
+
+    def __init__(self, connection: Connection, locked: tuple[str, StudyJson] | None = None) -> None:
+        self._connection = connection
+        self._participants: dict[Key, ParticipantState | None] = {}
+        self._studies: dict[str, tuple[StudyJson | None, StudyState | None]] = {}
+        if locked is not None:
+            self._studies[locked[0]] = (locked[1], None)
+        self._processed: dict[str, bool] = {}
+        self._marked: list[str] = []
+        self._dirty: set[Key] = set()
+        self._dirty_studies: set[str] = set()
+
+    def prefetch(self, study_id: str, subject_ids: Iterable[str], dedup_keys: Iterable[str]) -> None:
+        """Reads the participants and the processed source keys a batch will ask for, one query each."""
+        subjects, keys = sorted(set(subject_ids)), sorted(set(dedup_keys))
+        if subjects:
+            row = tables.ParticipantState
+            query = select(row.subject_id, row.state).where(row.study_id == study_id, row.subject_id.in_(subjects))
+            found: dict[str, dict[str, Any]] = {subject: state for subject, state in self._connection.execute(query)}
+            for subject_id in subjects:
+                self._remember((study_id, subject_id), found.get(subject_id))
+        if keys:
+            source = tables.ProcessedSource
+            known = set(self._connection.execute(select(source.dedup_key).where(source.dedup_key.in_(keys))).scalars())
+            self._processed.update({key: key in known for key in keys})
+
+    def load_participant(self, study_id: str, subject_id: str) -> ParticipantState | None:
+        """See `StateStore`."""
+        key = (study_id, subject_id)
+        if key not in self._participants:
+            row = tables.ParticipantState
+            query = select(row.state).where(row.study_id == study_id, row.subject_id == subject_id)
+            self._remember(key, self._connection.execute(query).scalar_one_or_none())
+        return self._participants[key]
+
+    def save_participant(self, study_id: str, state: ParticipantState) -> None:
+        """See `StateStore`; written by `flush()`."""
+        key = (study_id, state.subject_id)
+        self._participants[key] = state
+        self._dirty.add(key)
+
+    def load_study(self, study_id: str) -> StudyState | None:
+        """See `StateStore`."""
+        if study_id not in self._studies:
+            row = tables.StudyState
+            data = self._connection.execute(select(row.state).where(row.study_id == study_id)).scalar_one_or_none()
+            self._studies[study_id] = (data, None)
+        data, state = self._studies[study_id]
+        if state is None and data is not None:
+            state = StudyState.from_json(data)
+            self._studies[study_id] = (data, state)
+        return state
+
+    def save_study(self, state: StudyState) -> None:
+        """See `StateStore`; written by `flush()`."""
+        data, _ = self._studies.get(state.study_id, (None, None))
+        self._studies[state.study_id] = (data, state)
+        self._dirty_studies.add(state.study_id)
+
+    def is_processed(self, dedup_key: str) -> bool:
+        """See `StateStore`."""
+        if dedup_key not in self._processed:
+            source = tables.ProcessedSource
+            query = select(source.dedup_key).where(source.dedup_key == dedup_key)
+            self._processed[dedup_key] = self._connection.execute(query).first() is not None
+        return self._processed[dedup_key]
+
+    def mark_processed(self, dedup_key: str) -> None:
+        """See `StateStore`; written by `flush()`."""
+        if not self._processed.get(dedup_key):
+            self._marked.append(dedup_key)
+        self._processed[dedup_key] = True
+
+    def flush(self) -> None:
+        """Writes every saved participant, each row once, the study if it changed and the new processed
+        keys; then forgets the participants (read again if asked for)."""
+        self._flush_participants()
+        self._flush_studies()
+        if self._marked:
+            source = tables.ProcessedSource
+            rows = [{"dedup_key": key} for key in self._marked]
+            self._connection.execute(insert(source).on_conflict_do_nothing(), rows)
+            self._marked = []
+
+    def _flush_participants(self) -> None:
+        saved = [(key, self._participants[key]) for key in sorted(self._dirty)]
+        rows = [{"study_id": k[0], "subject_id": k[1], "state": s.to_json()} for k, s in saved if s is not None]
+        self._participants.clear()
+        self._dirty.clear()
+        if rows:
+            row = tables.ParticipantState
+            upsert = insert(row)
+            bump = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
+            keys = [row.study_id, row.subject_id]
+            self._connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=bump), rows)
+
+    def _flush_studies(self) -> None:
+        for study_id in sorted(self._dirty_studies):
+            loaded, state = self._studies[study_id]
+            assert state is not None  # only saved states are dirty
+            data = state.to_json()
+            if data == loaded:
+                continue
+            row = tables.StudyState
+            upsert = insert(row).values(study_id=study_id, state=data)
+            changed = {"state": upsert.excluded.state, "updated_at": func.now()}
+            self._connection.execute(upsert.on_conflict_do_update(index_elements=[row.study_id], set_=changed))
+            self._studies[study_id] = (data, state)
+        self._dirty_studies.clear()
+
+    def _remember(self, key: Key, data: dict[str, Any] | None) -> None:
+        self._participants[key] = None if data is None else ParticipantState.from_json(data)

@@ -1,0 +1,78 @@
+"""safety_rules' own settings: the clock tick, the lag refresh, retries, batches and where it consumes.
+
+Read like every other fragment (process environment first, then the env file). The consumer group
+and the topic prefix exist so that an isolated copy of the service (an integration test on a shared
+broker) never takes partitions or records from the real one; production keeps the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from shared.messaging.retry import Backoff, RetryPolicy
+from shared.messaging.topics import DEAD_LETTER, EVENTS, SIGNALS
+from shared.settings import SettingsFragment
+
+DEFAULT_CONSUMER_GROUP = "safety-rules"
+
+
+class RulesSettings(SettingsFragment):
+    clock_interval: float = Field(
+        default=5.0, gt=0, validation_alias="TRIALWATCH_RULES_CLOCK_INTERVAL", description="seconds between ticks"
+    )
+    lag_interval: float = Field(default=5.0, gt=0, validation_alias="TRIALWATCH_RULES_LAG_INTERVAL")
+    max_attempts: int = Field(default=5, ge=1, validation_alias="TRIALWATCH_RULES_MAX_ATTEMPTS")
+    retry_first: float = Field(default=0.2, gt=0, validation_alias="TRIALWATCH_RULES_RETRY_FIRST")
+    retry_cap: float = Field(default=5.0, gt=0, validation_alias="TRIALWATCH_RULES_RETRY_CAP")
+    batch_max_records: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias="TRIALWATCH_RULES_BATCH_MAX_RECORDS",
+        description="most records evaluated in one transaction",
+    )
+    batch_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias="TRIALWATCH_RULES_BATCH_MAX_BYTES",
+        description="most bytes one poll fetches from a partition (Kafka's max.partition.fetch.bytes)",
+    )
+    batch_max_participants: int = Field(
+        default=125,
+        ge=1,
+        validation_alias="TRIALWATCH_RULES_BATCH_MAX_PARTICIPANTS",
+        description="most participant states a batch holds in memory at a time (each is read and written once)",
+    )
+    batch_timeout_ms: int = Field(
+        default=20,
+        ge=1,
+        validation_alias="TRIALWATCH_RULES_BATCH_TIMEOUT_MS",
+        description="how long a poll waits for a first record (a batch never waits to fill up)",
+    )
+    consumer_group: str = Field(
+        default=DEFAULT_CONSUMER_GROUP, min_length=1, validation_alias="TRIALWATCH_RULES_CONSUMER_GROUP"
+    )
+    topic_prefix: str = Field(default="", validation_alias="TRIALWATCH_RULES_TOPIC_PREFIX")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """Bounded retries with exponential backoff before a record is dead-lettered."""
+        return RetryPolicy(self.max_attempts, Backoff(first=self.retry_first, cap=self.retry_cap))
+
+    @property
+    def topics(self) -> RulesTopics:
+        return RulesTopics.with_prefix(self.topic_prefix)
+
+
+@dataclass(frozen=True)
+class RulesTopics:
+    """The three topics the service touches: records in, signals out, dead letters."""
+
+    events: str
+    signals: str
+    dead_letter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> RulesTopics:
+        return cls(prefix + EVENTS, prefix + SIGNALS, prefix + DEAD_LETTER)

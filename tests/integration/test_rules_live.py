@@ -1,0 +1,408 @@
+"""safety_rules live, on the real test Kafka and PostgreSQL, with the service as real subprocesses.
+
+Records are the real parsers' output for hand-written files, published as `RecordIngested` straight
+to the events topic (no ingest service involved); the expectation is `trialwatch replay` of the same
+files. Each test runs an isolated deployment (own database, topics and consumer group: live_rig.py).
+CLOCK-BREACH is compared apart: live, the wall clock raises it (SAFETY_RULES §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from safety_rules_service.live_inputs import (
+    SAMPLE_FILES,
+    STUDY,
+    assert_like_replay,
+    breaches,
+    ingested,
+    replay_groups,
+    trial_stream,
+    wire,
+    write_ndjson,
+)
+from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database
+from safety_rules_service.store_contract import CONTRACT, OpenStore
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from services.safety_rules.adapters.batch_store import BatchStateStore
+from services.safety_rules.adapters.relay_order import relay_sessions
+from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
+from services.safety_rules.domain import ParticipantState, StateStore
+from shared.events import RecordIngested
+from trialwatch.devstack.settings import Settings
+from trialwatch.devstack.topics import TOPICS
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
+
+
+async def migrated_database(stack_settings: Settings) -> AsyncIterator[str]:
+    name = f"it_rules_{uuid.uuid4().hex[:10]}"
+    url = await asyncio.to_thread(create_database, stack_settings, name)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(drop_database, stack_settings, name)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def database(stack_settings: Settings) -> AsyncIterator[str]:
+    """A fresh database for one service deployment."""
+    async for url in migrated_database(stack_settings):
+        yield url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def adapter_database(stack_settings: Settings) -> AsyncIterator[str]:
+    """One database for the adapter tests (each rolls back or uses its own keys)."""
+    async for url in migrated_database(stack_settings):
+        yield url
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live(
+    stack_settings: Settings, database: str, kafka_admin_client: AIOKafkaAdminClient, tmp_path: Path
+) -> AsyncIterator[LiveRules]:
+    rig = LiveRules(stack_settings, database, f"it.{uuid.uuid4().hex[:8]}.", tmp_path)
+    names = {rig.topics.events, rig.topics.signals, rig.topics.dead_letter}
+    await kafka_admin_client.create_topics([NewTopic(n, PARTITIONS[n.removeprefix(rig.prefix)], 1) for n in names])
+    try:
+        yield rig
+    finally:
+        for process in rig.processes:
+            process.stop()
+        await kafka_admin_client.delete_topics(sorted(names))
+
+
+def canonical(line: bytes) -> bytes:
+    """The same JSON object whatever its key order (the outbox keeps payloads as jsonb)."""
+    return orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS)
+
+
+async def scalar(db: AsyncEngine, sql: str, **params: object) -> int:
+    async with db.connect() as connection:
+        return int((await connection.execute(text(sql), params)).scalar_one())
+
+
+async def wait_processed(live: LiveRules, db: AsyncEngine, count: int) -> None:
+    """Until ``count`` records are processed and every signal has left the outbox."""
+    processed = "SELECT count(*) FROM safety_rules.processed_event WHERE consumer_group = :group"
+    pending = "SELECT count(*) FROM safety_rules.outbox WHERE published_at IS NULL"
+
+    async def done() -> bool:
+        return await scalar(db, processed, group=live.group) == count and await scalar(db, pending) == 0
+
+    await live.eventually(done, f"{count} records processed and published")
+
+
+def metric(process: RulesProcess, name: str, **labels: str) -> float:
+    return process.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def total(process: RulesProcess, name: str, keep: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
+    return sum(value for (found, labels), value in process.metrics().items() if found == name and keep(dict(labels)))
+
+
+async def test_the_live_signals_are_replay_of_the_same_inputs_published_keyed_by_study(
+    live: LiveRules, db: AsyncEngine, tmp_path: Path
+) -> None:
+    inputs = [*SAMPLE_FILES, write_ndjson(tmp_path / "trial.ndjson", trial_stream(40))]
+    records = ingested(inputs)
+    started = datetime.now(UTC)
+    service = live.start()
+    await live.publish(wire(records))
+    await wait_processed(live, db, len(records))
+
+    signals = live.signals_cli()
+    replayed = live.replay_cli(inputs)
+    groups = replay_groups(inputs)
+    assert len(groups) > 60
+    assert_like_replay(signals, groups)
+    assert_like_replay(replayed, groups)
+    assert breaches(replayed) <= breaches(signals), "the wall clock breaches at least what replay breaches"
+
+    published = await live.read_topic(live.topics.signals, PARTITIONS["trialwatch.signals.v1"])
+    assert {record.key for record in published} == {STUDY.encode()}
+    assert {canonical(record.value or b"") for record in published} == set(map(canonical, signals))
+
+    assert live.signals_cli("--study", "OTHER-STUDY") == []
+    assert live.signals_cli("--since", (datetime.now(UTC) + timedelta(minutes=5)).isoformat()) == []
+    assert live.signals_cli("--study", STUDY, "--since", started.isoformat()) == signals
+
+    assert metric(service, "safety_rules_records_total", outcome="processed") == len(records)
+    assert total(service, "safety_rules_signals_total") == len(signals)
+    breach_count = total(service, "safety_rules_signals_total", lambda labels: labels["rule_id"] == "CLOCK-BREACH")
+    assert breach_count == len(breaches(signals))
+    assert total(service, "safety_rules_events_total") == sum(len(record.events) for record in records)
+    assert metric(service, "safety_rules_processing_latency_seconds_count") == len(records)
+
+    async def lag_is_zero_on_every_partition() -> bool:
+        lags = {labels: value for (name, labels), value in service.metrics().items() if name.endswith("consumer_lag")}
+        return len(lags) == PARTITIONS["trialwatch.events.v1"] and set(lags.values()) == {0.0}
+
+    await live.eventually(lag_is_zero_on_every_partition, "consumer lag 0 on all six partitions")
+
+
+async def test_a_redelivered_record_raises_no_second_signal(
+    live: LiveRules, db: AsyncEngine, kafka_admin_client: AIOKafkaAdminClient
+) -> None:
+    records = ingested(SAMPLE_FILES)
+    service = live.start()
+    await live.publish(wire(records))
+    await wait_processed(live, db, len(records))
+    before = live.signals_cli()
+    later = [record.model_copy(update={"received_at": datetime.now(UTC)}) for record in records]
+    offsets = await live.publish(wire(records) + wire(later))  # the same bytes again, then a re-publication
+
+    async def all_acknowledged() -> bool:
+        committed = await kafka_admin_client.list_consumer_group_offsets(live.group)
+        furthest: int = max(meta.offset for meta in committed.values())
+        return furthest > max(offsets)
+
+    await live.eventually(all_acknowledged, "every delivery acknowledged")
+    assert live.signals_cli() == before
+    assert_like_replay(before, replay_groups(SAMPLE_FILES))
+    assert await scalar(db, "SELECT count(*) FROM safety_rules.signal") == len(before)
+    assert await scalar(db, "SELECT count(*) FROM safety_rules.outbox") == len(before)
+    assert await scalar(db, "SELECT count(*) FROM safety_rules.processed_event") == len(records)
+    assert metric(service, "safety_rules_records_total", outcome="duplicate") == 2 * len(records)
+    assert service.stop(signal.SIGTERM) in (0, -signal.SIGTERM), "SIGTERM drains and stops cleanly"
+    assert '"service.stopped"' in service.log()
+
+
+def failing_record(template: RecordIngested) -> RecordIngested:
+    """A record of the configured study whose events name another one: the engine refuses it every time."""
+    changed = {"study_id": "OTHER-STUDY", "dedup_key": "REC:ANAKINRA-AD:DS:ALWAYS-FAILS"}
+    events = [event.model_copy(update=changed) for event in template.events]
+    return template.model_copy(update={"record_id": "record-that-always-fails", "events": events})
+
+
+async def test_poison_is_dead_lettered_with_its_reason_and_the_records_behind_it_are_processed(
+    live: LiveRules, db: AsyncEngine
+) -> None:
+    first, *rest = ingested(SAMPLE_FILES)
+    other_study = first.model_copy(update={"study_id": "OTHER-STUDY", "record_id": "record-of-other-study"})
+    poison = [b"{not json", other_study.model_dump_json().encode(), failing_record(first).model_dump_json().encode()]
+    live.start()
+    offsets = await live.publish([*wire([first]), *poison, *wire(rest)])
+    await wait_processed(live, db, 1 + len(rest))
+
+    assert_like_replay(live.signals_cli(), replay_groups(SAMPLE_FILES))
+    dead = await live.read_topic(live.topics.dead_letter, PARTITIONS["trialwatch.dlq.v1"])
+    assert [record.value for record in dead] == poison
+    headers = [{name: value.decode() for name, value in record.headers} for record in dead]
+    assert [h["x-original-offset"] for h in headers] == [str(offset) for offset in offsets[1:4]]
+    assert [(h["x-exception"], h["x-attempts"]) for h in headers] == [
+        ("ValidationError", "1"),
+        ("PoisonMessageError", "1"),
+        ("ValueError", "3"),
+    ]
+    assert "'OTHER-STUDY' is not configured" in headers[1]["x-reason"]
+    assert "belongs to study OTHER-STUDY" in headers[2]["x-reason"]
+    assert {h["x-original-topic"] for h in headers} == {live.topics.events}
+    assert {h["x-consumer-group"] for h in headers} == {live.group}
+    retries = [line for line in live.processes[0].log().splitlines() if '"consume.retrying"' in line]
+    assert len(retries) == 2, "three attempts with a backoff between them, then the dead letter"
+
+
+async def processed(db: AsyncEngine, live: LiveRules) -> int:
+    return await scalar(db, "SELECT count(*) FROM safety_rules.processed_event WHERE consumer_group = :g", g=live.group)
+
+
+async def busiest(processes: list[RulesProcess]) -> RulesProcess:
+    """The instance that is consuming the study's partition right now (its record count moves)."""
+    while True:
+        before = [metric(p, "safety_rules_records_total", outcome="processed") for p in processes]
+        await asyncio.sleep(0.3)
+        after = [metric(p, "safety_rules_records_total", outcome="processed") for p in processes]
+        moving = [p for p, old, new in zip(processes, before, after, strict=True) if new > old]
+        if len(moving) == 1:
+            return moving[0]
+
+
+async def test_two_instances_in_one_group_give_replay_even_when_one_joins_and_one_is_killed_mid_stream(
+    live: LiveRules, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """The stream trickles in while the second instance joins and while the owner is killed, so both land
+    mid-stream however fast a batch is processed."""
+    inputs = [write_ndjson(tmp_path / "trial.ndjson", trial_stream(60))]
+    records = ingested(inputs)
+    values, head = wire(records), len(records) // 5
+    first = live.start()
+    await live.publish(values[:head])
+    await live.eventually(lambda: at_least(db, live, head // 2), "a tenth processed by the first instance")
+    stop = asyncio.Event()
+    trickling = asyncio.create_task(live.trickle(values[head:], stop, per_second=5))
+    second = await asyncio.to_thread(live.start)  # joins mid-stream: a rebalance while the first is writing
+    owner = await asyncio.wait_for(busiest([first, second]), timeout=30)
+    owner.stop(signal.SIGKILL)
+    done_at_kill = await processed(db, live)
+    stop.set()
+    sent = await trickling
+    assert done_at_kill < len(records) and head + sent < len(records), "the kill must land mid-stream"
+    await live.publish(values[head + sent :])
+
+    await wait_processed(live, db, len(records))
+    signals = live.signals_cli()
+    assert_like_replay(signals, replay_groups(inputs))
+    assert breaches(live.replay_cli(inputs)) <= breaches(signals)
+    assert await scalar(db, "SELECT count(*) FROM safety_rules.signal") == len(signals)
+    survivor = second if owner is first else first
+    assert survivor.process.poll() is None
+
+
+async def at_least(db: AsyncEngine, live: LiveRules, count: int) -> bool:
+    return await processed(db, live) >= count
+
+
+async def test_the_wall_clock_raises_clock_breach_without_any_later_record(
+    live: LiveRules, db: AsyncEngine, tmp_path: Path
+) -> None:
+    received = datetime.now(UTC) - timedelta(hours=24, seconds=30)  # SPONSOR-24H due 30 s ago
+    sae = {"DOMAIN": "AE", "STUDYID": STUDY, "USUBJID": "AD-900", "RECID": "AE-900-1", "AETERM": "fall"}
+    sae |= {"AESER": "Y", "AESHOSP": "Y", "AEREL": "NOT RELATED", "AESTDTC": received.date().isoformat()}
+    sae["RECEIVEDDTC"] = received.isoformat().replace("+00:00", "Z")
+    inputs = [write_ndjson(tmp_path / "sae.ndjson", [sae])]
+    records = ingested(inputs)
+    service = live.start()
+    await live.publish(wire(records))
+    await wait_processed(live, db, 1)
+
+    async def breached() -> bool:
+        return await scalar(db, "SELECT count(*) FROM safety_rules.signal WHERE rule_id = 'CLOCK-BREACH'") > 0
+
+    await live.eventually(breached, "CLOCK-BREACH from the wall clock", seconds=30)
+    signals = live.signals_cli()
+    [breach] = [orjson.loads(line) for line in breaches(signals)]
+    [sponsor] = [orjson.loads(line) for line in signals if b'"rule_id":"SPONSOR-24H"' in line]
+    assert (breach["detail"]["clock_signal_id"], breach["due_at"]) == (sponsor["signal_id"], sponsor["due_at"])
+    assert breaches(live.replay_cli(inputs)) == set(), "replay has no later record to move its clock"
+    assert_like_replay(signals, replay_groups(inputs))
+    assert metric(service, "safety_rules_signals_total", rule_id="CLOCK-BREACH", severity="URGENT") == 1
+    published = await live.read_topic(live.topics.signals, PARTITIONS["trialwatch.signals.v1"])
+    assert breach["signal_id"] in {orjson.loads(record.value or b"")["signal_id"] for record in published}
+
+
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda check: check.__name__)
+async def test_sql_state_store_meets_the_store_contract(
+    adapter_database: str, check: Callable[[OpenStore], None]
+) -> None:
+    """The checks the in-memory store passes (tests/safety_rules_service), on PostgreSQL rows."""
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.run_sync(lambda sync: check(lambda: SqlStateStore(sync)))
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda check: check.__name__)
+async def test_batch_state_store_meets_the_store_contract_through_its_flush(
+    adapter_database: str, check: Callable[[OpenStore], None]
+) -> None:
+    """Each view is a new `BatchStateStore` on the same transaction, opened after the previous one was
+    flushed: what a batch saved, the next batch reads back from PostgreSQL."""
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.run_sync(lambda sync: check(batch_views(sync)))
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+def batch_views(connection: Connection) -> OpenStore:
+    views: list[BatchStateStore] = []
+
+    def open_store() -> StateStore:
+        if views:
+            views[-1].flush()
+        views.append(BatchStateStore(connection))
+        return views[-1]
+
+    return open_store
+
+
+async def test_a_batch_state_store_reads_the_rows_of_its_records_up_front(adapter_database: str) -> None:
+    saved = ParticipantState("AD-PREFETCH", specimens={"SPC": {"NEUT": "k"}})
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.run_sync(lambda sync: SqlStateStore(sync).save_participant("PREFETCH", saved))
+            await connection.run_sync(lambda sync: SqlStateStore(sync).mark_processed("REC:PREFETCH:1"))
+            store = await connection.run_sync(lambda sync: prefetched(sync, ["AD-PREFETCH", "AD-NEW"]))
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
+    loaded = store.load_participant("PREFETCH", "AD-PREFETCH")  # the connection is gone: no query any more
+    assert loaded is not None and loaded.to_json() == saved.to_json()
+    assert store.load_participant("PREFETCH", "AD-NEW") is None
+    assert store.is_processed("REC:PREFETCH:1") and not store.is_processed("REC:PREFETCH:2")
+
+
+def prefetched(connection: Connection, subjects: list[str]) -> BatchStateStore:
+    store = BatchStateStore(connection)
+    store.prefetch("PREFETCH", subjects, ["REC:PREFETCH:1", "REC:PREFETCH:2"])
+    return store
+
+
+async def test_the_study_lock_makes_a_second_writer_wait_for_the_first(adapter_database: str) -> None:
+    engine = create_async_engine(adapter_database)
+    sessions = async_sessionmaker(engine)
+    try:
+        async with sessions.begin() as holder:
+            await lock_study(holder, "LOCK-STUDY")  # first use: the row is created, then locked
+            waiter = asyncio.create_task(locked_after(sessions, "LOCK-STUDY"))
+            await asyncio.sleep(0.5)
+            assert not waiter.done(), "a second transaction must wait for the study lock"
+        await asyncio.wait_for(waiter, timeout=10)
+    finally:
+        await engine.dispose()
+
+
+async def test_outbox_relays_of_two_instances_take_turns(adapter_database: str) -> None:
+    """Relay transactions serialize on one advisory lock, so one study's signals leave in order."""
+    engine = create_async_engine(adapter_database)
+    sessions = relay_sessions(engine)
+    try:
+        async with sessions.begin() as first:
+            await first.execute(text("SELECT 1"))
+            second = asyncio.create_task(relay_round(sessions))
+            await asyncio.sleep(0.5)
+            assert not second.done(), "the second relay must wait for the first round to commit"
+        await asyncio.wait_for(second, timeout=10)
+    finally:
+        await engine.dispose()
+
+
+async def locked_after(sessions: async_sessionmaker[AsyncSession], study_id: str) -> None:
+    async with sessions.begin() as session:
+        await lock_study(session, study_id)
+
+
+async def relay_round(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        await session.execute(text("SELECT 1"))
