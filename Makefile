@@ -35,7 +35,7 @@ demo: install
 # The whole suite against its own Kafka and PostgreSQL (separate ports and data from `make up`),
 # torn down afterwards whatever the outcome.
 test: install
-	@$(STACK) --stack test up --infra-only; \
+	@$(STACK) --stack test up --infra-only || { $(STACK) --stack test down; exit 1; }; \
 	$(PY) -m pytest; rc=$$?; \
 	$(STACK) --stack test down; \
 	exit $$rc
@@ -53,8 +53,11 @@ format: install
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
+# Replay benchmark (issue #3), then the live pipeline benchmark against the test stack (issue #4).
 bench: install
 	@$(PY) -m bench.run
+	@$(STACK) --stack test up --infra-only
+	@$(PY) -m bench.pipeline
 
 clean: down
 	rm -rf $(VENV) out

@@ -186,3 +186,19 @@ def test_regularized_incomplete_beta_against_closed_forms() -> None:
     assert regularized_incomplete_beta(1, 1, 0.3) == pytest.approx(0.3)
     assert regularized_incomplete_beta(2, 3, 0.4) == pytest.approx(0.5248)
     assert regularized_incomplete_beta(0.5, 0.5, 0.5) == pytest.approx(0.5)
+
+
+def test_counted_participants_keep_their_order_through_a_key_sorting_json_store() -> None:
+    """PostgreSQL JSONB sorts object keys; the counting order must survive it (halting evidence and ids)."""
+    import json
+
+    from services.safety_rules.domain.study_state import StudyState
+
+    state = StudyState("ANAKINRA-AD")
+    state.counted["H-SI"] = {"AD-009": ("REC:a",), "AD-002": ("REC:b",), "AD-005": ("REC:c",)}
+    state.counted["H-ANA"] = {"AD-007": ("REC:d",)}
+    stored = json.loads(json.dumps(state.to_json(), sort_keys=True))
+    restored = StudyState.from_json(stored)
+    assert list(restored.counted) == ["H-SI", "H-ANA"]
+    assert list(restored.counted["H-SI"]) == ["AD-009", "AD-002", "AD-005"]
+    assert restored.counted["H-SI"]["AD-002"] == ("REC:b",)

@@ -101,7 +101,9 @@ class StudyState:
         return {
             "study_id": self.study_id,
             "dosed": sorted(self.dosed),
-            "counted": {rule: {s: list(e) for s, e in subjects.items()} for rule, subjects in self.counted.items()},
+            # Pairs, not objects: PostgreSQL JSONB sorts object keys, and the order participants were counted
+            # in decides a halting signal's evidence and so its id (live must equal replay).
+            "counted": [[rule, [[s, list(e)] for s, e in subjects.items()]] for rule, subjects in self.counted.items()],
             "latched": sorted(self.latched),
             "clocks": [clock.to_json() for clock in self.clocks.values()],
             "submissions": sorted(self.submissions),
@@ -113,7 +115,7 @@ class StudyState:
         state = cls(
             data["study_id"],
             dosed=set(data["dosed"]),
-            counted={rule: {s: tuple(e) for s, e in subs.items()} for rule, subs in data["counted"].items()},
+            counted={rule: {s: tuple(e) for s, e in subs} for rule, subs in data["counted"]},
             latched=set(data["latched"]),
             submissions=set(data["submissions"]),
         )
