@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, TypeAdapter
+from pydantic import TypeAdapter
 
 from shared.events.clinical import (
     AdverseEventReported,
+    ClinicalEvent,
     DispositionRecorded,
     DoseRecorded,
     DsmbDecisionRecorded,
@@ -20,17 +19,6 @@ from shared.events.envelope import Event, deterministic_id, utc_iso
 from shared.events.record import RecordIngested
 from shared.events.signal import AlertChanged, Signal
 
-ClinicalEvent = Annotated[
-    LabResultRecorded
-    | VitalSignRecorded
-    | AdverseEventReported
-    | InjectionSiteReported
-    | DoseRecorded
-    | DispositionRecorded
-    | DsmbDecisionRecorded
-    | RegulatorySubmissionRecorded,
-    Field(discriminator="kind"),
-]
 CLINICAL_EVENT_ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent)
 
 __all__ = [

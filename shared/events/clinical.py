@@ -7,7 +7,7 @@ bilirubin and creatinine umol/L, temperature Cel); the original value and unit a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -127,3 +127,17 @@ class RegulatorySubmissionRecorded(Event):
     clock: Literal["SPONSOR-24H", "IND-7D", "IND-15D"] = Field(description="REGCLOCK")
     ae_ref: str = Field(description="REGAEREF: RECID of the AE record or FHIR AdverseEvent id")
     submitted_at: AwareDatetime = Field(description="REGDTC")
+
+
+#: Any canonical clinical event, discriminated by `kind`.
+ClinicalEvent = Annotated[
+    LabResultRecorded
+    | VitalSignRecorded
+    | AdverseEventReported
+    | InjectionSiteReported
+    | DoseRecorded
+    | DispositionRecorded
+    | DsmbDecisionRecorded
+    | RegulatorySubmissionRecorded,
+    Field(discriminator="kind"),
+]

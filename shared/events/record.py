@@ -7,32 +7,11 @@ partition per study gives the rules one writer and the ingestion order (INTERFAC
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events.clinical import (
-    AdverseEventReported,
-    DispositionRecorded,
-    DoseRecorded,
-    DsmbDecisionRecorded,
-    InjectionSiteReported,
-    LabResultRecorded,
-    RegulatorySubmissionRecorded,
-    VitalSignRecorded,
-)
-
-AnyClinicalEvent = Annotated[
-    LabResultRecorded
-    | VitalSignRecorded
-    | AdverseEventReported
-    | InjectionSiteReported
-    | DoseRecorded
-    | DispositionRecorded
-    | DsmbDecisionRecorded
-    | RegulatorySubmissionRecorded,
-    Field(discriminator="kind"),
-]
+from shared.events.clinical import ClinicalEvent
 
 
 class RecordIngested(BaseModel):
@@ -47,4 +26,4 @@ class RecordIngested(BaseModel):
     study_id: str = Field(description="Study the record belongs to; the Kafka key")
     received_at: AwareDatetime = Field(description="When ingest accepted it (wall clock)")
     channel: Literal["mllp", "http", "kafka", "file"] = Field(description="How the record arrived")
-    events: list[AnyClinicalEvent] = Field(description="Canonical events of the record, in source order")
+    events: list[ClinicalEvent] = Field(description="Canonical events of the record, in source order")
