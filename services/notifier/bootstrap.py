@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from services.notifier.actions import Actions
 from services.notifier.adapters.auth import Authenticator, OidcVerifier, static_tokens
+from services.notifier.adapters.channels import Sender
 from services.notifier.adapters.routing_file import load_routing
 from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.adapters.tables import Outbox
@@ -72,6 +74,18 @@ def _policy(notifier: NotifierSettings) -> SendPolicy:
     )
 
 
+def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
+    """A sender past the point of no return must have its answer before its lease runs out: after that
+    the row is settled as unconfirmed (sender.py), and a late 250 would not be recorded."""
+    for name, channel in channels.items():
+        longest = channel.longest_wait_after_the_point_of_no_return
+        if policy.lease.total_seconds() <= longest:
+            raise ValueError(
+                f"TRIALWATCH_NOTIFIER_LEASE_SECONDS ({policy.lease.total_seconds():g}) must exceed the {name} "
+                f"channel's longest wait after the point of no return ({longest:g} s, from its timeout)"
+            )
+
+
 def _subscribe(broker: KafkaBroker, context: Context, notifier: NotifierSettings) -> None:
     """The two subscribers, with bounded retries and the dead-letter topic for poison."""
     dead_letters = DeadLetters(kafka_publish(broker), notifier.consumer_group, topic=notifier.topics.dead_letter)
@@ -110,7 +124,10 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake)
     metrics = NotifierMetrics(registry)
     webhooks = WebhookSender(secret, notifier.webhook_timeout)
-    sender = DeliverySender(context, {"email": SmtpSender(smtp), "webhook": webhooks}, _policy(notifier), metrics)
+    channels: dict[str, Sender] = {"email": SmtpSender(smtp), "webhook": webhooks}
+    policy = _policy(notifier)
+    _check_lease(policy, channels)
+    sender = DeliverySender(context, channels, policy, metrics)
     loops += [
         Loop("sender", sender.send_due, notifier.poll_interval),
         Loop("scheduler", Scheduler(context).fire_due, notifier.poll_interval),

@@ -1,6 +1,6 @@
 """Queues notifications: renders one message per (receiver address, channel) and writes it as a PENDING
 delivery with its deterministic Message-ID. The dispatch key names what is being sent (a signal, a
-digest, an escalation step, a reminder, a failure), so queuing the same thing twice queues nothing.
+digest, an escalation step, a reminder, a notice to admins), so queuing the same thing twice queues nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from services.notifier.adapters.deliveries import NewDelivery, queue_delivery
 from services.notifier.adapters.tables import Alert
 from services.notifier.adapters.unit import Unit
 from services.notifier.domain.links import AckClaim, sign_link
-from services.notifier.domain.messages import AlertView, Message, MessageKind, failure_message, render
+from services.notifier.domain.messages import AlertView, Message, MessageKind, NoticeKind, delivery_notice, render
 from services.notifier.domain.model import Channel, Receiver
 from services.notifier.domain.routing_config import RoutingConfig
 from shared.events import deterministic_id
@@ -59,7 +59,7 @@ class Dispatcher:
         config = self._routing[alert.study_id]
         can_ack = receiver.role in alert.routing.get("ack_roles", []) and alert.state not in CLOSED_STATES
         url = None
-        if can_ack and outgoing.kind not in ("retraction", "failure"):
+        if can_ack and outgoing.kind not in ("retraction", "failure", "unconfirmed"):
             expires = now + config.timing.ack_link_ttl
             url = self._links.url(AckClaim(alert.alert_id, receiver.role, address, expires))
         return AlertView(alert.alert_id, alert.payload, alert.ack_due_at, url, outgoing.folded.get(alert.alert_id, 0))
@@ -83,17 +83,24 @@ class Dispatcher:
                 queued += await self._queue_one(unit, new, signal_id, now)
         return queued
 
-    async def queue_failure(
-        self, unit: Unit, config: RoutingConfig, delivery: Mapping[str, Any], error: str, now: datetime
+    async def queue_notice(
+        self,
+        unit: Unit,
+        config: RoutingConfig,
+        kind: NoticeKind,
+        *,
+        delivery: Mapping[str, Any],
+        reason: str,
+        now: datetime,
     ) -> int:
-        """Tells the routing's ``failures.notify`` receivers that ``delivery`` failed for good."""
+        """Tells the routing's ``failures.notify`` receivers that ``delivery`` failed for good or is unconfirmed."""
         queued = 0
         for receiver in (config.receivers[name] for name in config.failure_receivers):
             for channel in receiver.channels:
-                message = failure_message(delivery, error, recipient=channel.address, now=now)
-                key = f"failure:{delivery['id']}"
+                message = delivery_notice(kind, delivery, reason, recipient=channel.address, now=now)
+                key = f"{kind}:{delivery['id']}"
                 alert_ids = list(delivery["alert_ids"])
-                new = self._new(key, "failure", alert_ids, receiver=receiver, channel=channel, message=message)
+                new = self._new(key, kind, alert_ids, receiver=receiver, channel=channel, message=message)
                 queued += await self._queue_one(unit, new, None, now)
         return queued
 

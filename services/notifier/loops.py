@@ -40,7 +40,8 @@ class Loop:
 
     async def stop(self) -> None:
         """Lets the current step finish (up to STOP_TIMEOUT); a step cut short leaves its deliveries leased,
-        and they are sent again, with the same Message-ID, once the lease runs out."""
+        and they are claimed again once the lease runs out (or, past the point of no return, settled as
+        unconfirmed: sender.py)."""
         self._stopped.set()
         self._wake.set()
         if self._task is None:

@@ -15,6 +15,7 @@ from services.notifier.adapters.tables import Alert, Delivery
 OPEN_STATES = ("open", "notified")
 SEVERITIES = ("INFO", "NOTIFY", "URGENT", "HALT")
 STATUSES = ("PENDING", "DELIVERED", "FAILED")
+CHANNELS = ("email", "webhook")
 
 
 class NotifierMetrics:
@@ -37,9 +38,16 @@ class NotifierMetrics:
             ["channel", "status"],
             registry=registry,
         )
+        self.unconfirmed = Gauge(
+            "trialwatch_notifier_unconfirmed_deliveries",
+            "Deliveries recorded DELIVERED without the receiver's answer (in doubt at a crash or a lost "
+            "connection); never sent again, told to admin",
+            ["channel"],
+            registry=registry,
+        )
         self.attempts = Counter(
             "trialwatch_notifier_delivery_attempts",
-            "Send attempts of this process by channel and outcome (delivered, retry, failed)",
+            "Send attempts of this process by channel and outcome (delivered, retry, failed, unconfirmed)",
             ["channel", "outcome"],
             registry=registry,
         )
@@ -64,6 +72,11 @@ class NotifierMetrics:
     async def _deliveries(self, session: AsyncSession) -> None:
         query = select(Delivery.channel, Delivery.status, func.count()).group_by(Delivery.channel, Delivery.status)
         counts = {(channel, status): n for channel, status, n in (await session.execute(query)).tuples().all()}
-        for channel in ("email", "webhook"):
+        unconfirmed_query = (
+            select(Delivery.channel, func.count()).where(Delivery.unconfirmed.is_not(None)).group_by(Delivery.channel)
+        )
+        unconfirmed = dict((await session.execute(unconfirmed_query)).tuples().all())
+        for channel in CHANNELS:
             for status in STATUSES:
                 self.deliveries.labels(channel, status).set(counts.get((channel, status), 0))
+            self.unconfirmed.labels(channel).set(unconfirmed.get(channel, 0))

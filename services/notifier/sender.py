@@ -1,8 +1,15 @@
-"""Sends queued deliveries: claim (the attempt is recorded and committed first), send, record the outcome.
+"""Sends queued deliveries: claim (the attempt is committed first), send, record the outcome, one
+transaction per delivery.
+
+The point of no return (SMTP DATA, the webhook request) is preceded by its own commit, the in-doubt
+marker. Before it nothing can have arrived, so any failure, or a crash, is retried safely. After it, a
+delivery whose answer was lost is never sent again: it is recorded DELIVERED and ``unconfirmed``,
+audited, and told to the routing's ``failures.notify`` receivers (admin). The alert's escalation timer
+runs regardless, so an alert nobody acknowledges is re-notified: nothing is lost, nothing is doubled.
 
 Transient failures retry with exponential backoff; a permanent failure, or the last allowed attempt, marks
-the delivery FAILED, dead-letters it (trialwatch.dlq.v1) and alerts the routing's ``failures.notify``
-receivers (admin), unless the failed delivery was itself such an alert.
+the delivery FAILED, dead-letters it (trialwatch.dlq.v1) and alerts the admin receivers too. A notice
+about a notice is never raised.
 """
 
 from __future__ import annotations
@@ -13,14 +20,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.notifier.adapters import alerts, deliveries
-from services.notifier.adapters.channels import PermanentDeliveryError, Sender, TransientDeliveryError
+from services.notifier.adapters.channels import (
+    InDoubtDeliveryError,
+    PermanentDeliveryError,
+    Sender,
+    TransientDeliveryError,
+)
 from services.notifier.adapters.tables import Delivery
 from services.notifier.adapters.unit import Unit
 from services.notifier.context import SYSTEM_ACTOR, Context
+from services.notifier.domain.messages import NoticeKind
 from services.notifier.metrics import NotifierMetrics
 from shared.events import deterministic_id
+from shared.logs import get_logger
 from shared.messaging.outbox import OutboxMessage
 from shared.messaging.retry import Backoff
+
+NOTICE_KINDS = frozenset({"failure", "unconfirmed"})
+LOST_AT_CRASH = (
+    "confirmation lost at crash: the sender stopped after the point of no return (in doubt since {since}) "
+    "and before the receiver's answer was recorded; not sent again"
+)
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,8 +56,32 @@ class SendPolicy:
 
 @dataclass(frozen=True)
 class Outcome:
-    error: str | None = None
+    reply: str | None = None
+    error: str = ""
     permanent: bool = False
+    in_doubt: bool = False
+
+
+class LostClaimError(Exception):
+    """Another attempt holds the row now: this one sends nothing more and records nothing."""
+
+
+class PointOfNoReturnMarker:
+    """Commits ``in_doubt_since`` for one attempt, fenced by its attempt number; remembers that it did."""
+
+    def __init__(self, context: Context, row: Delivery, lease: timedelta) -> None:
+        self._context, self._row, self._lease = context, row, lease
+        self.committed = False
+        self.lost = False
+
+    async def __call__(self) -> None:
+        async with self._context.sessions.begin() as session:
+            now = self._context.clock()
+            held = await deliveries.mark_in_doubt(session, self._row.id, self._row.attempts, now, self._lease)
+        if not held:
+            self.lost = True
+            raise LostClaimError(f"delivery {self._row.id} attempt {self._row.attempts} was taken over")
+        self.committed = True
 
 
 class DeliverySender:
@@ -49,36 +95,56 @@ class DeliverySender:
         self._slots = asyncio.Semaphore(policy.concurrency)
 
     async def send_due(self) -> int:
-        """One round: claim a batch, send it (``concurrency`` at a time), record each outcome."""
+        """One round: settle deliveries left in doubt, claim a batch, send it (``concurrency`` at a time)."""
+        settled = await self.settle_in_doubt()
         async with self._context.sessions.begin() as session:
             claimed = await deliveries.claim(session, self._context.clock(), self._policy.lease, self._policy.batch)
         await asyncio.gather(*(self._deliver(row) for row in claimed))
-        return len(claimed)
+        return settled + len(claimed)
 
-    async def _deliver(self, row: Delivery) -> None:
-        async with self._slots:
-            outcome = await self._attempt(row)
-        await self._record(row.id, outcome)
-
-    async def _attempt(self, row: Delivery) -> Outcome:
-        try:
-            await self._channels[row.channel].send(row)
-        except PermanentDeliveryError as error:
-            return Outcome(str(error), permanent=True)
-        except TransientDeliveryError as error:
-            return Outcome(str(error))
-        except Exception as error:  # an unforeseen failure is recorded on the delivery and retried, never lost
-            return Outcome(f"{type(error).__name__}: {error}")
-        return Outcome()
-
-    async def _record(self, delivery_id: int, outcome: Outcome) -> None:
+    async def settle_in_doubt(self) -> int:
+        """Deliveries whose sender died past the point of no return: DELIVERED, unconfirmed, never re-sent."""
         now = self._context.clock()
         async with self._context.unit() as unit:
-            row = await deliveries.delivery_for_update(unit.session, delivery_id)
-            if row is None:
+            rows = await deliveries.in_doubt_expired(unit.session, now, self._policy.batch)
+            for row in rows:
+                since = row.in_doubt_since.isoformat() if row.in_doubt_since else "?"
+                await self._unconfirmed(unit, row, LOST_AT_CRASH.format(since=since), now)
+        return len(rows)
+
+    async def _deliver(self, row: Delivery) -> None:
+        attempt = row.attempts
+        async with self._slots:
+            outcome = await self._attempt(row)
+        if outcome is not None:
+            await self._record(row.id, attempt, outcome)
+
+    async def _attempt(self, row: Delivery) -> Outcome | None:
+        marker = PointOfNoReturnMarker(self._context, row, self._policy.lease)
+        try:
+            reply = await self._channels[row.channel].send(row, marker)
+        except PermanentDeliveryError as error:
+            return Outcome(error=str(error), permanent=True)
+        except TransientDeliveryError as error:
+            return Outcome(error=str(error))
+        except InDoubtDeliveryError as error:
+            return Outcome(error=str(error), in_doubt=True)
+        except Exception as error:  # unforeseen: recorded on the delivery, retried only if nothing can have left
+            if marker.lost:
+                return None
+            return Outcome(error=f"{type(error).__name__}: {error}", in_doubt=marker.committed)
+        return Outcome(reply=reply)
+
+    async def _record(self, delivery_id: int, attempt: int, outcome: Outcome) -> None:
+        now = self._context.clock()
+        async with self._context.unit() as unit:
+            row = await deliveries.delivery_for_update(unit.session, delivery_id, attempt)
+            if row is None:  # settled meanwhile (its lease ran out): the first record stands
                 return
-            if outcome.error is None:
-                await self._delivered(unit, row, now)
+            if outcome.reply is not None:
+                await self._delivered(unit, row, outcome.reply, now)
+            elif outcome.in_doubt:
+                await self._unconfirmed(unit, row, outcome.error, now)
             elif not outcome.permanent and row.attempts < self._policy.max_attempts:
                 deliveries.retry_later(
                     row, outcome.error, now + timedelta(seconds=self._policy.backoff.delay(row.attempts))
@@ -87,23 +153,34 @@ class DeliverySender:
             else:
                 await self._failed(unit, row, outcome.error, now)
 
-    async def _delivered(self, unit: Unit, row: Delivery, now: datetime) -> None:
-        deliveries.delivered(row, now)
-        self._metrics.attempts.labels(row.channel, "delivered").inc()
+    async def _notified(self, unit: Unit, row: Delivery, now: datetime) -> None:
         for alert in await alerts.alerts_for_update(unit.session, row.alert_ids):
             if alert.state == "open":
                 alerts.set_state(alert, "notified", now)
                 alert.notified_at = now
                 await self._context.changed(unit, alert, now)
-        unit.audit(SYSTEM_ACTOR, "delivery.delivered", row.alert_id, **deliveries.describe(row))
+
+    async def _delivered(self, unit: Unit, row: Delivery, reply: str, now: datetime) -> None:
+        deliveries.delivered(row, now, reply)
+        self._metrics.attempts.labels(row.channel, "delivered").inc()
+        await self._notified(unit, row, now)
+        unit.audit(SYSTEM_ACTOR, "delivery.delivered", row.alert_id, reply=row.server_reply, **deliveries.describe(row))
+
+    async def _unconfirmed(self, unit: Unit, row: Delivery, reason: str, now: datetime) -> None:
+        deliveries.unconfirmed(row, reason)
+        self._metrics.attempts.labels(row.channel, "unconfirmed").inc()
+        await self._notified(unit, row, now)
+        described = deliveries.describe(row)
+        unit.audit(SYSTEM_ACTOR, "delivery.unconfirmed", row.alert_id, reason=reason, **described)
+        log.warning("delivery.unconfirmed", delivery_id=row.id, message_id=row.message_id, reason=reason)
+        await self._tell_admins(unit, row, "unconfirmed", reason, now)
 
     async def _failed(self, unit: Unit, row: Delivery, error: str, now: datetime) -> None:
         deliveries.failed(row, error)
         self._metrics.attempts.labels(row.channel, "failed").inc()
         described = deliveries.describe(row)
         unit.audit(SYSTEM_ACTOR, "delivery.failed", row.alert_id, error=error, **described)
-        related = await alerts.alerts_for_update(unit.session, row.alert_ids)
-        study_id = related[0].study_id if related else ""
+        study_id = await self._study_of(unit, row)
         await unit.publish(
             OutboxMessage(
                 event_id=deterministic_id("delivery-failed", str(row.id)),
@@ -113,6 +190,18 @@ class DeliverySender:
                 headers={"x-reason": error[:1000], "x-source": "notifier.delivery", "x-attempts": str(row.attempts)},
             )
         )
-        if row.kind != "failure" and study_id in self._context.routing:
-            config = self._context.routing[study_id]
-            await self._context.dispatcher.queue_failure(unit, config, described, error, now)
+        await self._tell_admins(unit, row, "failure", error, now)
+
+    @staticmethod
+    async def _study_of(unit: Unit, row: Delivery) -> str:
+        related = await alerts.alerts_for_update(unit.session, row.alert_ids)
+        return related[0].study_id if related else ""
+
+    async def _tell_admins(self, unit: Unit, row: Delivery, kind: NoticeKind, reason: str, now: datetime) -> None:
+        study_id = await self._study_of(unit, row)
+        if row.kind in NOTICE_KINDS or study_id not in self._context.routing:
+            return
+        config = self._context.routing[study_id]
+        await self._context.dispatcher.queue_notice(
+            unit, config, kind, delivery=deliveries.describe(row), reason=reason, now=now
+        )

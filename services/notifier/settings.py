@@ -81,6 +81,7 @@ class SmtpSettings(SettingsFragment):
     port: int = Field(default=1025, validation_alias="TRIALWATCH_SMTP_PORT")
     starttls: bool = Field(default=False, validation_alias="TRIALWATCH_SMTP_STARTTLS")
     implicit_tls: bool = Field(default=False, validation_alias="TRIALWATCH_SMTP_TLS")
+    ca_file: Path | None = Field(default=None, validation_alias="TRIALWATCH_SMTP_CA_FILE")
     username: str | None = Field(default=None, validation_alias="TRIALWATCH_SMTP_USERNAME")
     password: SecretStr | None = Field(default=None, validation_alias="TRIALWATCH_SMTP_PASSWORD")
     sender: str = Field(default="trialwatch@localhost", validation_alias="TRIALWATCH_SMTP_FROM")

@@ -42,11 +42,11 @@ PARTITIONS = {spec.name: spec.partitions for spec in TOPICS}
 FAST = {
     "TRIALWATCH_NOTIFIER_RETRY_FIRST": "0.2",
     "TRIALWATCH_NOTIFIER_RETRY_CAP": "0.5",
-    "TRIALWATCH_NOTIFIER_LEASE_SECONDS": "3",
+    "TRIALWATCH_NOTIFIER_LEASE_SECONDS": "6",  # must outlast the waits after the point of no return:
     "TRIALWATCH_NOTIFIER_POLL_INTERVAL": "0.2",
     "TRIALWATCH_NOTIFIER_METRICS_INTERVAL": "0.5",
-    "TRIALWATCH_SMTP_TIMEOUT": "3",
-    "TRIALWATCH_WEBHOOK_TIMEOUT": "3",
+    "TRIALWATCH_SMTP_TIMEOUT": "2",  # 2 replies x 2 s + 1 s QUIT
+    "TRIALWATCH_WEBHOOK_TIMEOUT": "1.5",  # connect, write, read x 1.5 s
     "PYTHONUNBUFFERED": "1",
 }
 

@@ -27,13 +27,18 @@ class Mail:
     rcpt_tos: tuple[str, ...]
     subject: str
     text: str
+    tls: bool = False
+    login: str | None = None
 
 
 @dataclass
 class Recorder:
-    """aiosmtpd handler: records every message; ``delay`` slows each transaction down (before DATA)."""
+    """aiosmtpd handler: records every message; ``delay`` slows each transaction down (before DATA);
+    ``data_delay`` holds the 250 back after the message is recorded, as a server that has committed a
+    message and not yet answered (the answer a crash of the sender loses)."""
 
     delay: float = 0.0
+    data_delay: float = 0.0
     received: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,9 +53,13 @@ class Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd hook
         parsed = BytesHeaderParser(policy=default).parsebytes(envelope.original_content or b"")
         body = (envelope.original_content or b"").decode(errors="replace")
-        mail = Mail(str(parsed["Message-ID"]), tuple(map(str, envelope.rcpt_tos)), str(parsed["Subject"]), body)
+        login = session.auth_data if isinstance(session.auth_data, str) else None
+        recipients = tuple(map(str, envelope.rcpt_tos))
+        mail = Mail(str(parsed["Message-ID"]), recipients, str(parsed["Subject"]), body, session.ssl is not None, login)
         with self.lock:
             self.received.append(mail)
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         return "250 Message accepted"
 
     def by_message_id(self) -> Counter[str]:
@@ -63,15 +72,17 @@ class Recorder:
 
 
 class SmtpServer:
-    """Start, stop (an outage) and start again on the same port."""
+    """Start, stop (an outage) and start again on the same port; ``options`` go to aiosmtpd's SMTP
+    (``tls_context``, ``require_starttls``, ``authenticator``, ``auth_required``...)."""
 
-    def __init__(self, port: int, recorder: Recorder) -> None:
+    def __init__(self, port: int, recorder: Recorder, **options: Any) -> None:
         self.port = port
         self.recorder = recorder
+        self._options = options
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **self._options)
         self._controller.start()
 
     def stop(self) -> None:
@@ -91,12 +102,14 @@ class Hook:
 
 
 class WebhookReceiver:
-    """A real HTTP server recording each POST; answers ``status`` (settable: 503 for an outage, 410...)."""
+    """A real HTTP server recording each POST; answers ``status`` (settable: 503 for an outage, 410...)
+    after ``delay`` seconds (longer than the sender's timeout: an answer that never comes)."""
 
     def __init__(self, port: int, secret: bytes) -> None:
         self.port = port
         self.secret = secret
         self.status = 200
+        self.delay = 0.0
         self.hooks: list[Hook] = []
         receiver = self
 
@@ -104,6 +117,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.hooks.append(Hook(dict(self.headers.items()), body))
+                time.sleep(receiver.delay)
                 self.send_response(receiver.status)
                 self.end_headers()
 

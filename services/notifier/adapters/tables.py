@@ -1,10 +1,12 @@
-"""notifier's tables, in the ``notifier`` schema (migrations 0001 and 0004).
+"""notifier's tables, in the ``notifier`` schema (migrations 0001, 0004 and 0006).
 
 - ``alert``: one per signal; ``state`` open -> notified -> acknowledged -> resolved; ``routing`` keeps the
   decision (mode, receivers, acknowledging roles, reasons, configuration version).
 - ``delivery``: the senders' outbox: one row per (dispatch key, recipient, channel), never sent twice;
   ``status`` PENDING -> DELIVERED or FAILED; the attempt is recorded (``attempts``, ``lease_until``)
-  before the message leaves, and ``message_id`` is fixed when the row is written.
+  before the connection opens, ``in_doubt_since`` just before the point of no return (SMTP DATA, the
+  webhook request); ``unconfirmed`` says why a DELIVERED row has no ``server_reply`` (see sender.py).
+  ``message_id`` is fixed when the row is written.
 - ``timer``: digests, escalations and clock reminders, fired by the scheduler; they survive restarts.
 - ``pause_event``: study pauses (HALT) and resumes (DSMB RESUME), from which inhibition is computed.
 - ``outbox``: Kafka records (alert changes, REG records, dead letters) published by the relay.
@@ -86,13 +88,16 @@ class Delivery(Base):
     message_id: Mapped[str] = mapped_column(Text, unique=True)
     message: Mapped[dict[str, Any]]
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    resends: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    reclaims: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    in_doubt_since: Mapped[datetime | None]
+    server_reply: Mapped[str | None] = mapped_column(Text)
+    unconfirmed: Mapped[str | None] = mapped_column(Text)
 
 
 class Timer(Base):

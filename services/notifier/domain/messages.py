@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from shared.events.envelope import utc_iso
 
-MessageKind = Literal["alert", "digest", "escalation", "reminder", "retraction", "failure"]
+MessageKind = Literal["alert", "digest", "escalation", "reminder", "retraction", "failure", "unconfirmed"]
+NoticeKind = Literal["failure", "unconfirmed"]
 
 ACTION_TEXT = {
     "NONE": "no protocol action; review the finding",
@@ -30,6 +31,13 @@ HEADLINES: Mapping[MessageKind, str] = {
     "reminder": "REMINDER",
     "retraction": "RETRACTED",
     "failure": "DELIVERY FAILED",
+    "unconfirmed": "DELIVERY UNCONFIRMED",
+}
+NOTICE_OPENINGS: Mapping[NoticeKind, str] = {
+    "failure": "A notification could not be delivered and was dead-lettered",
+    "unconfirmed": "A notification may or may not have arrived: it was handed to the receiver, but the "
+    "receiver's answer was never recorded. It was NOT sent again (that could duplicate it). Look its "
+    "Message-ID up in the receiving server's log; an unacknowledged alert still escalates",
 }
 
 
@@ -111,10 +119,12 @@ def render(kind: MessageKind, views: Sequence[AlertView], *, recipient: str, rol
     return Message(_subject(kind, views), text, body)
 
 
-def failure_message(delivery: Mapping[str, Any], error: str, *, recipient: str, now: datetime) -> Message:
-    """For the admin receivers: a delivery that will never arrive (dead-lettered)."""
-    subject = f"[TrialWatch DELIVERY FAILED] {delivery['channel']} to {delivery['recipient']}"
+def delivery_notice(
+    kind: NoticeKind, delivery: Mapping[str, Any], reason: str, *, recipient: str, now: datetime
+) -> Message:
+    """For the admin receivers: a delivery that will never arrive (dead-lettered), or whose arrival is unknown."""
+    subject = f"[TrialWatch {HEADLINES[kind]}] {delivery['channel']} to {delivery['recipient']}"
     lines = [f"{key}: {value}" for key, value in sorted(delivery.items())]
-    text = "\n".join([f"A notification could not be delivered ({utc_iso(now)}).", f"error: {error}", *lines]) + "\n"
-    body = {"type": "failure", "recipient": recipient, "role": "admin", "delivery": dict(delivery), "error": error}
+    text = "\n".join([f"{NOTICE_OPENINGS[kind]} ({utc_iso(now)}).", f"reason: {reason}", *lines]) + "\n"
+    body = {"type": kind, "recipient": recipient, "role": "admin", "delivery": dict(delivery), "error": reason}
     return Message(subject, text, body)

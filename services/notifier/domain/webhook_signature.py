@@ -2,7 +2,8 @@
 
 Headers: ``X-TrialWatch-Timestamp`` (unix seconds) and ``X-TrialWatch-Signature: sha256=<hex>``. A receiver
 recomputes the HMAC with the shared TRIALWATCH_HMAC_SECRET and refuses a timestamp outside its tolerance,
-so a captured request cannot be replayed later.
+so a captured request cannot be replayed later. ``X-TrialWatch-Delivery`` and ``Idempotency-Key`` carry the
+delivery's Message-ID, the same on every attempt: the receiver's de-duplication key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 TIMESTAMP_HEADER = "X-TrialWatch-Timestamp"
 SIGNATURE_HEADER = "X-TrialWatch-Signature"
 DELIVERY_HEADER = "X-TrialWatch-Delivery"
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # the same value: the header receivers' frameworks look for
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -26,6 +28,7 @@ def signed_headers(secret: bytes, timestamp: int, body: bytes, delivery_id: str)
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: signature(secret, timestamp, body),
         DELIVERY_HEADER: delivery_id,
+        IDEMPOTENCY_HEADER: delivery_id,
     }
 
 
