@@ -59,6 +59,7 @@ EXPECTED_PORTS: dict[str, set[int]] = {
     "ingest": {8081, 2575},
     "safety_rules": {8082},
     "notifier": {8083},
+    "smtp-sink": {1025},
     "kafka-init": set(),
     "migrate": set(),
 }
@@ -533,6 +534,45 @@ def test_app_command_names_its_service_module(services: dict[str, dict[str, Any]
         assert main.is_file()
     include = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]["find"]
     assert any(re.fullmatch(p.replace("*", ".*"), f"services.{name}") for p in include["include"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The SMTP sink (INTERFACES §5, issue #5) and the notifier's mail to it
+
+
+def test_smtp_sink_runs_its_module_on_the_app_image_after_the_database(services: dict[str, dict[str, Any]]) -> None:
+    sink = services["smtp-sink"]
+    assert sink["command"] == ["python", "-m", "services.smtp_sink"]
+    assert (REPO / "services" / "smtp_sink" / "__main__.py").is_file()
+    assert sink["image"] == services["notifier"]["image"] and sink["build"] == services["notifier"]["build"]
+    # It stores what it receives in PostgreSQL (smtp_sink.message, created by the migrations).
+    assert depends_on(sink) == {"postgres": "service_healthy", "migrate": "service_completed_successfully"}
+    assert urlsplit(env_of(sink)["DATABASE_URL"]).hostname == "postgres"
+
+
+def test_smtp_sink_listens_on_the_section5_port_and_probes_its_health_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    sink = services["smtp-sink"]
+    env = env_of(sink)
+    (port,) = sink["ports"]
+    assert env["TRIALWATCH_SMTP_PORT"] == str(port["target"]) == "1025"
+    health = env["TRIALWATCH_SMTP_HEALTH_PORT"]
+    assert health != env["TRIALWATCH_SMTP_PORT"]
+    assert int(health) not in {int(p["target"]) for p in sink["ports"]}  # probed inside, never published
+    assert f"http://127.0.0.1:{health}/healthz" in probe_text(sink)
+    assert env["TRIALWATCH_BIND_HOST"] == "0.0.0.0"  # inside the container; the host side is 127.0.0.1
+
+
+def test_the_notifier_mails_the_sink_and_links_to_its_published_port(
+    raw: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    env = env_of(services["notifier"])
+    assert env["TRIALWATCH_SMTP_HOST"] == "smtp-sink" and env["TRIALWATCH_SMTP_HOST"] in services
+    assert env["TRIALWATCH_SMTP_PORT"] == env_of(services["smtp-sink"])["TRIALWATCH_SMTP_PORT"]
+    public = env_of(raw["services"]["notifier"])["TRIALWATCH_NOTIFIER_PUBLIC_URL"]
+    assert interpolate_text(public, {}) == "http://127.0.0.1:8083"
+    assert interpolate_text(public, {"TRIALWATCH_NOTIFIER_PORT": "28083"}) == "http://127.0.0.1:28083"
 
 
 # ---------------------------------------------------------------------------------------------------
