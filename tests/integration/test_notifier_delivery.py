@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from notifier.signal_factory import anc3
 from safety_rules_service.live_rig import free_port
 
 from shared.messaging.topic_watch import TopicWatch
-from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -136,11 +133,6 @@ async def figures_now(rig: NotifierRig) -> dict[str, int]:
     return {"delivered": row[0], "pending": row[1], "in_doubt": row[2]}
 
 
-def audit_verify(rig: NotifierRig) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "trialwatch.cli", "audit", "verify", "--database", rig.database_url]
-    return subprocess.run(argv, cwd=REPO_ROOT, env=rig.env(), capture_output=True, text=True, timeout=120, check=False)
-
-
 async def test_kill_9_three_times_mid_send_every_message_arrives_once_and_no_alert_is_lost(
     rig: NotifierRig, smtp: SmtpServer, recorder: Recorder
 ) -> None:
@@ -204,7 +196,7 @@ async def test_kill_9_three_times_mid_send_every_message_arrives_once_and_no_ale
         assert escalation == 1, row
     audited = await rig.scalar("SELECT count(*) FROM notifier.audit_log WHERE action = 'delivery.unconfirmed'")
     assert audited == len(unconfirmed)
-    verified = await asyncio.to_thread(audit_verify, rig)
+    verified = await asyncio.to_thread(rig.audit_verify)
     assert verified.returncode == 0, verified.stderr
     print(f"unconfirmed {len(unconfirmed)}, of which never received {len(missing)}; received once: {len(received)}")
 

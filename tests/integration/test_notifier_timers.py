@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +18,9 @@ from notifier.mail_rig import Recorder, SmtpServer
 from notifier.routing_docs import address, routing_document
 from notifier.signal_factory import anc2, anc3, dsmb_resume, halt, sponsor_clock
 from safety_rules_service.live_rig import free_port
+from sqlalchemy import text
 
 from shared.messaging.topic_watch import TopicWatch, body_of
-from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -51,11 +49,6 @@ async def make_rig(
 
 async def kinds(rig: NotifierRig) -> dict[str, int]:
     return dict(await rig.rows("SELECT kind, count(*) FROM notifier.delivery WHERE status = 'DELIVERED' GROUP BY kind"))
-
-
-def audit_verify(rig: NotifierRig) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "trialwatch.cli", "audit", "verify", "--database", rig.database_url]
-    return subprocess.run(argv, cwd=REPO_ROOT, env=rig.env(), capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -103,7 +96,53 @@ async def test_an_unacknowledged_alert_escalates_after_a_restart_and_an_acknowle
     )
     assert sorted(step for (step,) in escalated) == ["1", "2"]
     assert await rig.scalar("SELECT escalation_level FROM notifier.alert WHERE alert_id = :a", a=ignored_id) == 2
-    assert (await asyncio.to_thread(audit_verify, rig)).returncode == 0
+    assert (await asyncio.to_thread(rig.audit_verify)).returncode == 0
+
+
+async def test_a_message_lost_in_the_residual_window_is_recorded_unconfirmed_and_its_alert_still_escalates(
+    escalating: NotifierRig, smtp: SmtpServer, recorder: Recorder
+) -> None:
+    rig = escalating
+    smtp.stop()  # the e-mails wait, claimed and retried, so the crash below finds them mid-send
+    first = rig.start()
+    await rig.send_signals([anc3("AD-005")])
+
+    async def attempted() -> bool:
+        rows = await rig.rows("SELECT attempts FROM notifier.delivery WHERE kind = 'alert' AND status = 'PENDING'")
+        return len(rows) == 3 and all(attempts >= 1 for (attempts,) in rows)
+
+    await rig.eventually(attempted, "three e-mails attempted while SMTP is down")
+    first.stop(signal.SIGKILL)
+    # The one crash the design cannot tell apart: the in-doubt marker committed, the process killed before
+    # the end of data left it, so the investigator's e-mail never reached the server.
+    async with rig.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE notifier.delivery SET in_doubt_since = now(), lease_until = now() "
+                "WHERE kind = 'alert' AND recipient = :r"
+            ),
+            {"r": address("investigator")},
+        )
+    smtp.start()
+    rig.start()
+
+    async def escalated_and_told() -> bool:
+        escalated = any("ESCALATION" in mail.subject for mail in recorder.to(address("investigator")))
+        return escalated and any("UNCONFIRMED" in mail.subject for mail in recorder.to(address("admin")))
+
+    await rig.eventually(escalated_and_told, "the investigator re-notified by escalation, admin told", seconds=90)
+    (lost,) = await rig.rows(
+        "SELECT id, status, unconfirmed, attempts FROM notifier.delivery WHERE kind = 'alert' AND recipient = :r",
+        r=address("investigator"),
+    )
+    assert lost.status == "DELIVERED" and "confirmation lost at crash" in lost.unconfirmed
+    # Never sent again: everything the investigator received is an escalation of the alert.
+    assert all("ESCALATION" in mail.subject and "AD-005" in mail.text for mail in recorder.to(address("investigator")))
+    (notice,) = [m for m in recorder.to(address("admin")) if "UNCONFIRMED" in m.subject]
+    assert "NOT sent again" in notice.text
+    others = [m for m in recorder.received if "ESCALATION" not in m.subject and "UNCONFIRMED" not in m.subject]
+    assert sorted(m.rcpt_tos[0] for m in others) == [address("medical-monitor"), address("safety-officer")]
+    assert set(recorder.by_message_id().values()) == {1}
 
 
 @pytest_asyncio.fixture(loop_scope="session")

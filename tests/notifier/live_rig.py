@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,6 +37,7 @@ from shared.events import RecordIngested, Signal
 from shared.messaging.broker import aiokafka_options
 from shared.settings import KafkaSettings
 from trialwatch.devstack import envfile
+from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
 from trialwatch.devstack.topics import TOPICS
 
@@ -143,6 +146,13 @@ class NotifierRig:
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         async with self.engine.connect() as connection:
             return list((await connection.execute(text(sql), params)).all())
+
+    def audit_verify(self) -> subprocess.CompletedProcess[str]:
+        """``trialwatch audit verify`` on this rig's database, as an operator runs it."""
+        argv = [sys.executable, "-m", "trialwatch.cli", "audit", "verify", "--database", self.database_url]
+        return subprocess.run(
+            argv, cwd=REPO_ROOT, env=self.env(), capture_output=True, text=True, timeout=120, check=False
+        )
 
     async def eventually(self, probe: Callable[[], Awaitable[bool]], what: str, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
