@@ -43,10 +43,12 @@ class Context:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
-        """A transaction; after its commit the senders and the relay are woken."""
+        """A transaction; after its commit the senders and the relay are woken if it changed anything (every
+        change is audited). Waking them after an empty unit would spin the sender, whose round opens one."""
         async with unit_of_work(self.sessions) as unit:
             yield unit
-        self.wake()
+        if unit.notes or unit.published:
+            self.wake()
 
     async def changed(self, unit: Unit, alert: Alert, now: datetime, actor: str | None = None) -> None:
         await unit.publish(alert_changed(alert, self.topics.alerts, now, actor))

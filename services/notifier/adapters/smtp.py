@@ -1,10 +1,11 @@
 """E-mail over SMTP (aiosmtplib): STARTTLS, implicit TLS, a private CA and authentication are configuration.
 
-The Message-ID is the delivery's, fixed when it was queued. The point of no return is the DATA command:
-MAIL FROM and RCPT TO leave nothing at the server, which accepts a message only at the end of its data,
-so the in-doubt marker is committed just before DATA. A reply code is definite at any point (4xx
-transient, 5xx permanent: not delivered); a connection lost or timed out after DATA was sent leaves the
-message in doubt. Connection problems before it are transient.
+The Message-ID is the delivery's, fixed when it was queued. The point of no return is the end of data:
+MAIL FROM, RCPT TO and DATA leave nothing at the server, which accepts a message only at the final dot,
+so the in-doubt marker is committed after DATA's 354, just before the content and its final dot are
+written. A reply code is definite at any point (4xx transient, 5xx permanent: not delivered); a
+connection lost or timed out after the content was written leaves the message in doubt. Connection
+problems before it are transient.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from email.utils import formatdate
 from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from aiosmtplib.response import SMTPResponse
-from aiosmtplib.typing import Default
+from aiosmtplib.typing import Default, SMTPStatus
 
 from services.notifier.adapters.channels import (
     InDoubtDeliveryError,
@@ -28,7 +30,7 @@ from services.notifier.settings import SmtpSettings
 
 PERMANENT_FROM = 500
 QUIT_TIMEOUT = 1.0
-REPLIES_AFTER_THE_MARKER = 2  # DATA's 354, then the answer to the end of data
+REPLIES_AFTER_THE_MARKER = 1  # the answer to the end of data
 
 
 def email_message(delivery: Delivery, sender: str) -> EmailMessage:
@@ -45,7 +47,13 @@ def email_message(delivery: Delivery, sender: str) -> EmailMessage:
 
 
 class _MarkingClient(aiosmtplib.SMTP):
-    """An SMTP client that commits the in-doubt marker just before DATA, and knows whether it did."""
+    """An SMTP client that commits the in-doubt marker after DATA's 354 and just before the message content
+    (the end of data follows it in the same write), and knows whether it did.
+
+    aiosmtplib's ``data`` sends DATA and the content in one step; this is the same step with the marker
+    in between (aiosmtplib's own line-ending normalisation and dot-stuffing), so that the residual window
+    holds no network round trip: only the marker's commit returning and the write.
+    """
 
     def __init__(self, point_of_no_return: PointOfNoReturn, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
@@ -59,9 +67,30 @@ class _MarkingClient(aiosmtplib.SMTP):
         *,
         timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109 - aiosmtplib's signature
     ) -> SMTPResponse:
-        await self._point_of_no_return()
-        self.passed_point_of_no_return = True
-        return await super().data(message, timeout=timeout)
+        protocol = self.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        wait = self.timeout if timeout is Default.token else timeout
+        content = message.encode("ascii") if isinstance(message, str) else message
+        content = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(content)) + b".\r\n"
+        try:
+            start = await protocol.execute_command(b"DATA", timeout=wait)
+            if start.code != SMTPStatus.start_input:
+                raise aiosmtplib.SMTPDataError(start.code, start.message)
+            try:
+                await self._point_of_no_return()
+            except BaseException:
+                self.close()  # mid-DATA without the end of data: the server discards what it has
+                raise
+            self.passed_point_of_no_return = True
+            protocol.write(content)
+            response = await protocol.read_response(timeout=wait)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            self.close()
+            raise
+        if response.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
 
 
 class SmtpSender:
@@ -101,7 +130,7 @@ class SmtpSender:
             raise kind(f"SMTP recipients refused: {error}") from error
         except (aiosmtplib.SMTPException, OSError) as error:
             if client.passed_point_of_no_return:
-                raise InDoubtDeliveryError(f"SMTP {type(error).__name__} after DATA: {error}") from error
+                raise InDoubtDeliveryError(f"SMTP {type(error).__name__} after the end of data: {error}") from error
             raise TransientDeliveryError(f"SMTP {type(error).__name__}: {error}") from error
         finally:
             await _hang_up(client)
@@ -109,7 +138,7 @@ class SmtpSender:
 
 
 async def _hang_up(client: aiosmtplib.SMTP) -> None:
-    """QUIT, briefly: the outcome is known already, and the lease must outlast the wait after DATA."""
+    """QUIT, briefly: the outcome is known already, and the lease must outlast the wait after the end of data."""
     if not client.is_connected:
         return
     try:
