@@ -15,7 +15,7 @@ class RecordContext:
     caller's fallback; when both are absent each event uses its own event time (SAFETY_RULES §5, replay).
     """
 
-    __slots__ = ("_base", "_id_prefix", "dedup_key", "recorded_at", "study_id", "subject_id")
+    __slots__ = ("_id_prefix", "dedup_key", "recorded_at", "study_id", "subject_id")
 
     def __init__(self, study_id: str, subject_id: str | None, dedup_key: str, recorded_at: datetime | None) -> None:
         self.study_id = study_id
@@ -23,26 +23,26 @@ class RecordContext:
         self.dedup_key = dedup_key
         self.recorded_at = recorded_at
         self._id_prefix = dedup_key + "\x1f"
-        self._base: dict[str, Any] = {
-            "schema_version": 1,
-            "study_id": study_id,
-            "subject_id": subject_id,
-            "dedup_key": dedup_key,
-            "correlation_id": dedup_key,
-            "causation_id": None,
-        }
 
     def envelope(self, kind: str, source: str, ordinal: int, occurred_at: datetime) -> dict[str, Any]:
         """Envelope fields of the `ordinal`-th event of this record, evidence key `source`.
 
-        event_id = `shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`).
+        event_id = `shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`). The keys
+        come in the models' field order (`Event`), and each family adds its own after them in its order,
+        so that an event built without validation serialises exactly like a validated one.
         """
         digest = NAMESPACE_SHA1.copy()
         digest.update(f"{self._id_prefix}{source}\x1f{ordinal}".encode())
-        fields = self._base.copy()
-        fields["event_id"] = uuid5_text(digest.hexdigest())
-        fields["kind"] = kind
-        fields["source"] = source
-        fields["occurred_at"] = occurred_at
-        fields["recorded_at"] = self.recorded_at or occurred_at
-        return fields
+        return {
+            "event_id": uuid5_text(digest.hexdigest()),
+            "kind": kind,
+            "schema_version": 1,
+            "study_id": self.study_id,
+            "subject_id": self.subject_id,
+            "occurred_at": occurred_at,
+            "recorded_at": self.recorded_at or occurred_at,
+            "source": source,
+            "dedup_key": self.dedup_key,
+            "correlation_id": self.dedup_key,
+            "causation_id": None,
+        }

@@ -89,7 +89,7 @@ def parse_fhir_resource(
         events = handler(resource, config, key, resource_id, received_at)
     except InputError as error:
         return Rejected(origin, f"{_name(resource, origin)}: {error}", redacted(resource))
-    return Parsed(origin, key, events, redacted(resource))
+    return Parsed(origin, key, events, redacted(resource) if config.keep_raw else None)
 
 
 def _full_url_id(entry: dict[str, Any]) -> str | None:
