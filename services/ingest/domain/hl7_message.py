@@ -55,7 +55,7 @@ def parse_hl7_message(
 
 def parse_er7(text: str, config: ParserConfig, *, origin: str, received_at: datetime | None = None) -> ParseResult:
     """Parse one normalised message (segments terminated by `\\r`, no MLLP bytes)."""
-    segments = [segment for segment in text.split("\r") if segment]
+    segments = _segments(text)
     header: Header | None = None
     try:
         header = read_header(segments[0] if segments else "")
@@ -72,6 +72,16 @@ def parse_er7(text: str, config: ParserConfig, *, origin: str, received_at: date
             redact_message(segments, header, config),
         )
     return Parsed(origin, key, events, _kept(segments, header, config))
+
+
+def _segments(text: str) -> list[str]:
+    """The non-empty segments; usually only the final terminator leaves an empty one, dropped cheaply."""
+    segments = text.split("\r")
+    if not segments[-1]:
+        segments.pop()
+    if "" in segments:
+        segments = [segment for segment in segments if segment]
+    return segments
 
 
 def _kept(segments: list[str], header: Header, config: ParserConfig) -> str | None:
