@@ -53,7 +53,7 @@ def _obx_fields(segment: str) -> list[str]:
     return fields + [""] * (15 - len(fields))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     loinc_unit=st.sampled_from(LOINC_UNITS),
     value=VALUES,
@@ -105,7 +105,7 @@ def test_the_fast_path_takes_the_usual_result() -> None:
     assert (str(event.value), event.unit, str(event.ref_low), str(event.ref_high)) == ("134.0", "g/L", "115.0", "155.0")
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text("0123456789", min_size=12, max_size=12) | st.text("0123456789", min_size=14, max_size=14))
 def test_hl7_time_fast_path_equals_the_general_reader(digits: str) -> None:
     found = hl7_time(digits)

@@ -161,7 +161,7 @@ def usual_lab_event(
     """The fast path: the event of the usual OBX, or None for any other (then `read_observation` and
     `result_event` decide). Usual: a laboratory test in a known unit, value type NM holding a number, an
     OBX-11 status other than cancelled, an OBR-7 collection time. Such a result has no data issue, so
-    this is what the general path gives (tests/ingest/test_ingest_hl7_fast_path.py checks it does)."""
+    this is what the general path gives (tests/ingest/test_ingest_fast_paths.py checks it does)."""
     conversion = profile.conversion
     collected_at = order.collected_at
     if fields[2] != "NM" or conversion is None or profile.vital or collected_at is None:

@@ -124,7 +124,8 @@ def lab_event(
     result_key: str,
     data_issue: str | None,
 ) -> LabResultRecorded:
-    """The LabResultRecorded of a laboratory result whose value is already in the profile's canonical unit."""
+    """The LabResultRecorded of a laboratory result, `envelope` from `RecordContext.envelope`, its value
+    already in the profile's canonical unit (shared by the general path and the HL7 fast path)."""
     fields = envelope
     cancelled = status == "cancelled"
     fields["test"] = profile.test
