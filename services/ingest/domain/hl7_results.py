@@ -171,7 +171,7 @@ def usual_lab_event(
     if status is None or status == "cancelled" or value is None:
         return None
     return lab_event(
-        context.envelope("lab.result", source, ordinal, collected_at),
+        context.lab_result_fields(source, ordinal, collected_at),
         profile,
         status,
         value=value,

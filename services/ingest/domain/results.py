@@ -100,7 +100,7 @@ def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: 
         fields["data_issue"] = issue
         return construct(VitalSignRecorded, fields)
     return lab_event(
-        ctx.envelope("lab.result", source, ordinal, result.occurred_at),
+        ctx.lab_result_fields(source, ordinal, result.occurred_at),
         profile,
         status,
         value=value,
@@ -113,7 +113,7 @@ def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: 
 
 
 def lab_event(
-    envelope: dict[str, Any],
+    fields: dict[str, Any],
     profile: ResultProfile,
     status: ResultStatus,
     *,
@@ -124,9 +124,8 @@ def lab_event(
     result_key: str,
     data_issue: str | None,
 ) -> LabResultRecorded:
-    """The LabResultRecorded of a laboratory result, `envelope` from `RecordContext.envelope`, its value
-    already in the profile's canonical unit (shared by the general path and the HL7 fast path)."""
-    fields = envelope
+    """The LabResultRecorded of a laboratory result, `fields` from `RecordContext.lab_result_fields`, its
+    value already in the profile's canonical unit (shared by the general path and the HL7 fast path)."""
     cancelled = status == "cancelled"
     fields["test"] = profile.test
     fields["loinc"] = profile.loinc
