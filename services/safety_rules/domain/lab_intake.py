@@ -63,6 +63,7 @@ def store_result(config: StudyConfig, participant: ParticipantState, value: LabV
     """Keep a final or corrected result and index it by time, specimen and composite anchoring."""
     roles = config.roles[value.test]
     participant.results[value.key] = value
+    participant.note_time(value.at)
     if roles.indexed:
         participant.series_of(value.test).add(value.at, value.key)
         if participant.before_first_dose(value.at):

@@ -121,6 +121,10 @@ class ParticipantState:
     first_dose: date | None = None
     first_dose_start: datetime | None = None
     baselines: dict[str, LabValue | None] = field(default_factory=dict)
+    # Bookkeeping of `retention.prune_results`: the latest collection time stored, and the size of
+    # `results` at which to prune next (neither is persisted: both are rebuilt on load).
+    latest_at: datetime | None = None
+    prune_at: int = 0
 
     def series_of(self, test: str) -> Series:
         """The time index of a test (created on first use)."""
@@ -142,6 +146,11 @@ class ParticipantState:
         self.first_dose = utc_date(min(given)) if given else None
         self.first_dose_start = None if self.first_dose is None else datetime.combine(self.first_dose, time.min, UTC)
         self.baselines.clear()
+
+    def note_time(self, at: datetime) -> None:
+        """Keep `latest_at` current with a stored result's collection time."""
+        if self.latest_at is None or at > self.latest_at:
+            self.latest_at = at
 
     def before_first_dose(self, moment: datetime) -> bool:
         """Whether a time is on a date before the first-dose date (a possible baseline)."""
@@ -169,6 +178,7 @@ class ParticipantState:
         for item in data["results"]:
             value = LabValue.from_json(item)
             state.results[value.key] = value
+            state.note_time(value.at)
             if value.status != "preliminary":
                 state.series_of(value.test).add(value.at, value.key)
         for item in data["adverse_events"]:
