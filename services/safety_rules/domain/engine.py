@@ -134,21 +134,20 @@ def _apply_study_events(study: StudyState, events: list[ClinicalEvent]) -> None:
 def _apply_event(
     config: StudyConfig, participant: ParticipantState, study: StudyState, batch: Batch, event: ClinicalEvent
 ) -> None:
-    match event:
-        case LabResultRecorded() | VitalSignRecorded():
-            apply_measurement(config, participant, batch, event)
-        case AdverseEventReported():
-            clinical_intake.apply_adverse_event(config, participant, batch, event)
-        case InjectionSiteReported():
-            clinical_intake.apply_injection_site(config, participant, batch, event)
-        case DoseRecorded():
-            clinical_intake.apply_dose(participant, study, batch, event)
-        case RegulatorySubmissionRecorded():
-            clinical_intake.apply_submission(study, participant.subject_id, event)
-        case DsmbDecisionRecorded():
-            _apply_study_events(study, [event])
-        case _:
-            pass  # DispositionRecorded: no rule reads enrolment or withdrawal
+    # Exact types, not `match`/isinstance: those go through pydantic's metaclass and cost microseconds per
+    # event. Event classes are never subclassed. DispositionRecorded: no rule reads enrolment or withdrawal.
+    if type(event) is LabResultRecorded or type(event) is VitalSignRecorded:
+        apply_measurement(config, participant, batch, event)
+    elif type(event) is DoseRecorded:
+        clinical_intake.apply_dose(participant, study, batch, event)
+    elif type(event) is AdverseEventReported:
+        clinical_intake.apply_adverse_event(config, participant, batch, event)
+    elif type(event) is InjectionSiteReported:
+        clinical_intake.apply_injection_site(config, participant, batch, event)
+    elif type(event) is RegulatorySubmissionRecorded:
+        clinical_intake.apply_submission(study, participant.subject_id, event)
+    elif type(event) is DsmbDecisionRecorded:
+        _apply_study_events(study, [event])
 
 
 def _study_effects(
