@@ -8,10 +8,11 @@ stderr as NDJSON `{"source", "error"}` and nothing else is written there.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import IO, Any, BinaryIO, cast
 
 import orjson
@@ -23,6 +24,7 @@ from shared.events import ClinicalEvent, Signal, utc_iso
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_REJECTED = 65  # EX_DATAERR (sysexits.h): some input records were rejected
+GC_THRESHOLD = 50_000
 
 
 def signal_line(signal: Signal) -> bytes:
@@ -69,8 +71,26 @@ def open_inputs(paths: Sequence[str], stack: ExitStack, stderr: IO[bytes]) -> li
     return opened
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Replay keeps a growing state of objects without reference cycles and frees the rest by reference
+    counting; the cycle collector's default of a pass per 700 net allocations scanned that state over
+    and over (5-6 % of the CPU time). A pass per 50,000 keeps cyclic garbage as bounded."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
     """Process the inputs in order through parser and engine; return the INTERFACES §4 exit code."""
+    with _few_collections():
+        return _replay(inputs, study, stdout, stderr)
+
+
+def _replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
     parser_config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
     engine = Engine(study, InMemoryStateStore())
     write = stdout.write
@@ -84,7 +104,8 @@ def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: I
             if not result.events or result.non_production:
                 continue
             events = cast(Sequence[ClinicalEvent], result.events)
-            signals = engine.advance_clock(max(event.recorded_at for event in events))
+            now = events[0].recorded_at if len(events) == 1 else max(event.recorded_at for event in events)
+            signals = engine.advance_clock(now)
             signals += engine.process(events)
             for signal in signals:
                 write(signal_line(signal))

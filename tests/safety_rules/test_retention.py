@@ -7,9 +7,10 @@ participant's history is pruned several times before the late record arrives.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
-from services.safety_rules.domain import ParticipantState
+from services.safety_rules.domain import Engine, InMemoryStateStore, ParticipantState, packaged_study
 from services.safety_rules.domain.retention import DEFAULT_HORIZON, MIN_RESULTS, prune_results
 
 from .factories import STUDY, SUBJECT, T0, Harness, brief, hours, lab, rules, temp
@@ -142,3 +143,25 @@ def test_a_specimen_keeps_its_old_part_while_its_derived_anc_is_kept() -> None:
     out = harness.send(lab("WBC", "2.0", at=late, specimen="SPC-1", recid="LB-W2", status="corrected"))
     assert rules(out) == ["LAB-ANC-3"]
     assert out[0].detail["derived"] is True
+
+
+class JsonStore(InMemoryStateStore):
+    """The live service's way: every participant state goes through its JSON between records."""
+
+    def save_participant(self, study_id: str, state: ParticipantState) -> None:
+        super().save_participant(study_id, ParticipantState.from_json(json.loads(json.dumps(state.to_json()))))
+
+
+def test_state_kept_as_json_prunes_where_the_in_memory_state_does() -> None:
+    # live (JSON in PostgreSQL) must equal replay (objects in memory): same signals, same results kept
+    in_memory, as_json = Harness(), Harness()
+    as_json.store = JsonStore()
+    as_json.engine = Engine(packaged_study(), as_json.store)
+    for harness in (in_memory, as_json):
+        harness.dosed()
+        harness.send(lab("PLAT", 30, lln=150, uln=400, recid="LB-1"))
+        with_history(harness)
+    assert state(as_json).prune_at == state(in_memory).prune_at > 0
+    assert state(as_json).results.keys() == state(in_memory).results.keys()
+    correction = lab("PLAT", 150, lln=150, uln=400, recid="LB-1C", status="corrected")
+    assert in_memory.send(correction) == as_json.send(correction) != []

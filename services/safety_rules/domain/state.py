@@ -130,8 +130,8 @@ class ParticipantState:
     first_dose: date | None = None
     first_dose_start: datetime | None = None
     baselines: dict[str, LabValue | None] = field(default_factory=dict)
-    # Bookkeeping of `retention.prune_results`: the latest collection time stored, and the size of
-    # `results` at which to prune next (neither is persisted: both are rebuilt on load).
+    # Bookkeeping of `retention.prune_results`: the latest collection time stored (rebuilt on load), and
+    # the size of `results` at which to prune next (persisted, so that live prunes where replay does).
     latest_at: datetime | None = None
     prune_at: int = 0
     # The earliest missed-dose record of each distinct date (ADH-EVAL), kept with the doses (rebuilt on load).
@@ -202,13 +202,14 @@ class ParticipantState:
             "doses": [_facts_json(dose) for dose in self.doses.values()],
             "active": {_slot_text(slot): _facts_json(signal) for slot, signal in self.active.items()},
             "support": {rule: sorted(map(_slot_text, slots)) for rule, slots in self.support.items()},
+            "prune_at": self.prune_at,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ParticipantState:
         """Inverse of `to_json`."""
         specimens = {specimen: dict(parts) for specimen, parts in data["specimens"].items()}
-        state = cls(data["subject_id"], specimens=specimens)
+        state = cls(data["subject_id"], specimens=specimens, prune_at=data["prune_at"])
         for item in data["results"]:
             value = LabValue.from_json(item)
             state.results[value.key] = value
