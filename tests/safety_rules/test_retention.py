@@ -162,6 +162,7 @@ def test_state_kept_as_json_prunes_where_the_in_memory_state_does() -> None:
         harness.send(lab("PLAT", 30, lln=150, uln=400, recid="LB-1"))
         with_history(harness)
     assert state(as_json).prune_at == state(in_memory).prune_at > 0
+    assert state(as_json).latest_at == state(in_memory).latest_at is not None
     assert state(as_json).results.keys() == state(in_memory).results.keys()
     correction = lab("PLAT", 150, lln=150, uln=400, recid="LB-1C", status="corrected")
     assert in_memory.send(correction) == as_json.send(correction) != []

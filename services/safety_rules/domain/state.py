@@ -130,8 +130,8 @@ class ParticipantState:
     first_dose: date | None = None
     first_dose_start: datetime | None = None
     baselines: dict[str, LabValue | None] = field(default_factory=dict)
-    # Bookkeeping of `retention.prune_results`: the latest collection time stored (rebuilt on load), and
-    # the size of `results` at which to prune next (persisted, so that live prunes where replay does).
+    # Bookkeeping of `retention.prune_results`: the latest collection time stored, and the size of
+    # `results` at which to prune next (both persisted, so that live prunes where replay does).
     latest_at: datetime | None = None
     prune_at: int = 0
     # The earliest missed-dose record of each distinct date (ADH-EVAL), kept with the doses (rebuilt on load).
@@ -202,6 +202,7 @@ class ParticipantState:
             "doses": [_facts_json(dose) for dose in self.doses.values()],
             "active": {_slot_text(slot): _facts_json(signal) for slot, signal in self.active.items()},
             "support": {rule: sorted(map(_slot_text, slots)) for rule, slots in self.support.items()},
+            "latest_at": None if self.latest_at is None else self.latest_at.isoformat(),
             "prune_at": self.prune_at,
         }
 
@@ -209,11 +210,12 @@ class ParticipantState:
     def from_json(cls, data: dict[str, Any]) -> ParticipantState:
         """Inverse of `to_json`."""
         specimens = {specimen: dict(parts) for specimen, parts in data["specimens"].items()}
+        latest = data["latest_at"]
         state = cls(data["subject_id"], specimens=specimens, prune_at=data["prune_at"])
+        state.latest_at = None if latest is None else datetime.fromisoformat(latest)
         for item in data["results"]:
             value = LabValue.from_json(item)
             state.results[value.key] = value
-            state.note_time(value.at)
             if value.status != "preliminary":
                 state.series_of(value.test).add(value.at, value.key)
         for item in data["adverse_events"]:
