@@ -8,21 +8,48 @@ stderr as NDJSON `{"source", "error"}` and nothing else is written there.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
-from typing import IO, BinaryIO, cast
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import IO, Any, BinaryIO, cast
 
 import orjson
 
 from services.ingest.domain import Parsed, ParserConfig, parse_stream
 from services.safety_rules.domain import Engine, InMemoryStateStore, StudyConfig, select_study
-from shared.events import ClinicalEvent
+from shared.events import ClinicalEvent, Signal, utc_iso
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_REJECTED = 65  # EX_DATAERR (sysexits.h): some input records were rejected
+GC_THRESHOLD = 50_000
+
+
+def signal_line(signal: Signal) -> bytes:
+    """`signal.to_public()` as one NDJSON line, built from the fields directly: the same bytes without
+    pydantic's JSON-mode dump (INTERFACES §3; a test checks the equality on every rule's signals)."""
+    public: dict[str, Any] = {
+        "signal_id": signal.signal_id,
+        "study_id": signal.study_id,
+        "subject_id": signal.subject_id,
+        "rule_id": signal.rule_id,
+        "severity": signal.severity,
+        "action": signal.action,
+        "status": signal.status,
+        "observed_at": utc_iso(signal.observed_at),
+        "evidence": signal.evidence,
+        "detail": signal.detail,
+    }
+    if signal.retracts is not None:
+        public["retracts"] = signal.retracts
+    if signal.due_at is not None:
+        public["due_at"] = utc_iso(signal.due_at)
+    try:
+        return orjson.dumps(public, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a detail value orjson does not know (none today): pydantic's JSON mode converts it
+        return orjson.dumps(signal.to_public(), option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _error_line(source: str, error: str) -> bytes:
@@ -44,11 +71,29 @@ def open_inputs(paths: Sequence[str], stack: ExitStack, stderr: IO[bytes]) -> li
     return opened
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Replay keeps a growing state of objects without reference cycles and frees the rest by reference
+    counting; the cycle collector's default of a pass per 700 net allocations scanned that state over
+    and over (5-6 % of the CPU time). A pass per 50,000 keeps cyclic garbage as bounded."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
     """Process the inputs in order through parser and engine; return the INTERFACES §4 exit code."""
+    with _few_collections():
+        return _replay(inputs, study, stdout, stderr)
+
+
+def _replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
     parser_config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
     engine = Engine(study, InMemoryStateStore())
-    dumps = orjson.dumps
+    write = stdout.write
     rejected = False
     for name, stream in inputs:
         for result in parse_stream(stream, parser_config, name=name):
@@ -59,10 +104,11 @@ def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: I
             if not result.events or result.non_production:
                 continue
             events = cast(Sequence[ClinicalEvent], result.events)
-            signals = engine.advance_clock(max(event.recorded_at for event in events))
+            now = events[0].recorded_at if len(events) == 1 else max(event.recorded_at for event in events)
+            signals = engine.advance_clock(now)
             signals += engine.process(events)
             for signal in signals:
-                stdout.write(dumps(signal.to_public()) + b"\n")
+                write(signal_line(signal))
     return EXIT_REJECTED if rejected else EXIT_OK
 
 

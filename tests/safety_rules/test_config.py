@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from services.safety_rules.domain import StudyConfigError, load_study, packaged_study, parse_study, select_study
+from services.safety_rules.domain.config import study_schema
 from services.safety_rules.domain.registry import RULE_IDS
 
 from .factories import STUDIES, Harness, ae, lab, rules, study_doc
@@ -19,6 +21,11 @@ PACKAGE_DATA = Path(__file__).resolve().parents[2] / "services/safety_rules/doma
 def test_packaged_configuration_is_the_studies_file() -> None:
     for name in ("anakinra-ad.yaml", "study.schema.json"):
         assert (PACKAGE_DATA / name).read_bytes() == (STUDIES / name).read_bytes(), name
+
+
+def test_the_study_schema_is_a_valid_json_schema() -> None:
+    # not checked at startup (config.py): a broken schema would fail here instead
+    jsonschema.Draft202012Validator.check_schema(study_schema())
 
 
 def test_every_registry_rule_is_configured_with_its_severity_and_action() -> None:

@@ -6,27 +6,15 @@ participant non-evaluable. Missed doses are counted as distinct dates with EXOCC
 
 from __future__ import annotations
 
-from datetime import date
-
 from services.safety_rules.domain.model import Candidate, RuleContext
-from services.safety_rules.domain.state import DoseFact, utc_date
 
 ADHERENCE_ANCHOR = "participant"
-
-
-def missed_dates(doses: dict[str, DoseFact]) -> dict[date, DoseFact]:
-    """The earliest missed-dose record of each distinct date."""
-    missed: dict[date, DoseFact] = {}
-    for dose in sorted(doses.values(), key=lambda d: (d.at, d.source)):
-        if not dose.given:
-            missed.setdefault(utc_date(dose.at), dose)
-    return missed
 
 
 def evaluability(ctx: RuleContext, anchor: str) -> Candidate | None:
     """ADH-EVAL (SAFETY_RULES §3): fires once, when the distinct missed-dose dates reach the limit."""
     limit = ctx.config.missed_doses_not_evaluable
-    missed = missed_dates(ctx.participant.doses)
+    missed = ctx.participant.missed  # the earliest missed-dose record of each distinct date
     if len(missed) < limit:
         return None
     counted = [missed[day] for day in sorted(missed)[:limit]]

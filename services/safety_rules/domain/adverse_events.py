@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.safety_rules.domain.config_model import StudyConfig, TermMatch
+from services.safety_rules.domain.memo import remember, table
 from services.safety_rules.domain.model import Candidate, RuleContext
 from services.safety_rules.domain.state import AeFacts
 from shared.events.clinical import AdverseEventReported
@@ -47,32 +48,33 @@ def _expected(config: StudyConfig, ae: AdverseEventReported, soc: str | None) ->
     return ae.decod is not None and ae.decod.strip().casefold() in listed.terms
 
 
-def classify(config: StudyConfig, ae: AdverseEventReported) -> AeFacts:
-    """The facts every AE rule reads, from the current version of the AE."""
+#: The AeFacts fields after `grade`, in their order: what classification derives from an AE's coded fields.
+_Coding = tuple[str | None, tuple[str, ...], bool, bool, bool, bool, bool, bool, bool]
+
+
+def _coding(config: StudyConfig, ae: AdverseEventReported) -> _Coding:
     rules = config.adverse_events
     soc = system_organ_class(config, ae)
     criteria = tuple(sorted(name for name, flag in ae.criteria.items() if flag))
     outcome = (ae.outcome or "").strip().casefold()
     fatal = "AESDTH" in criteria or outcome in rules.fatal_outcomes or ae.grade == rules.fatal_grade
     causality = " ".join((ae.causality or "").split()).casefold()
-    return AeFacts(
-        ae_id=ae.ae_id,
-        source=ae.source,
-        onset=ae.occurred_at,
-        recorded_at=ae.recorded_at,
-        term=ae.decod or ae.term,
-        soc=soc,
-        grade=ae.grade,
-        criteria=criteria,
-        infection=(soc is not None and soc.casefold() == rules.infection_soc)
-        or ae.soc_code == rules.infection_soc_code,
-        serious=bool(criteria) or fatal,
-        fatal=fatal,
-        life_threatening="AESLIFE" in criteria,
-        related=causality in rules.related_causality,
-        expected=_expected(config, ae, soc),
-        anaphylaxis=any(matches_term(ae, t) and _at_least(ae.grade, t.min_grade) for t in rules.anaphylaxis),
-    )
+    infection = (soc is not None and soc.casefold() == rules.infection_soc) or ae.soc_code == rules.infection_soc_code
+    serious = bool(criteria) or fatal
+    related = causality in rules.related_causality
+    anaphylaxis = any(matches_term(ae, t) and _at_least(ae.grade, t.min_grade) for t in rules.anaphylaxis)
+    expected = _expected(config, ae, soc)
+    return soc, criteria, infection, serious, fatal, "AESLIFE" in criteria, related, expected, anaphylaxis
+
+
+def classify(config: StudyConfig, ae: AdverseEventReported) -> AeFacts:
+    """The facts every AE rule reads, from the current version of the AE (the coding is remembered per
+    distinct coded fields: AEs of a study repeat a few terms)."""
+    coded_fields = (ae.soc, ae.soc_code, ae.meddra_code, ae.decod, ae.term, ae.grade, ae.outcome, ae.causality)
+    key = (*coded_fields, *ae.criteria.items())
+    memo = table(config, "ae-coding")
+    coded: _Coding = memo.get(key) or remember(memo, key, _coding(config, ae))
+    return AeFacts(ae.ae_id, ae.source, ae.occurred_at, ae.recorded_at, ae.decod or ae.term, ae.grade, *coded)
 
 
 def ae_detail(ae: AeFacts) -> dict[str, Any]:

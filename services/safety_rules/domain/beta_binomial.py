@@ -10,6 +10,7 @@ b_n = min{x : P(p > p* | x, n) >= c}.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 _TINY = 1e-300
 _EPSILON = 1e-15
@@ -53,11 +54,13 @@ def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
     return 1.0 - front * _continued_fraction(b, a, 1.0 - x) / b
 
 
+@lru_cache(maxsize=4096)  # pure; halting asks for the same (x, n) at every qualifying event
 def posterior_exceeds(x: int, n: int, alpha: float, beta: float, rate: float) -> float:
     """P(p > rate | x events among n) under the prior Beta(alpha, beta)."""
     return 1.0 - regularized_incomplete_beta(alpha + x, beta + n - x, rate)
 
 
+@lru_cache(maxsize=1024)
 def boundary(n: int, alpha: float, beta: float, rate: float, threshold: float) -> int | None:
     """b_n = the smallest count x whose posterior reaches the threshold; None if no x can.
 

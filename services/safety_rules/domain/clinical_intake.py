@@ -54,9 +54,8 @@ def apply_injection_site(
 
 def apply_dose(participant: ParticipantState, study: StudyState, batch: Batch, dose: DoseRecorded) -> None:
     """Store an exposure record; keep the first dose and the study's dosed participants current."""
-    participant.doses[dose.source] = DoseFact(dose.occurred_at, dose.given, dose.source)
     first_dose = participant.first_dose
-    participant.refresh_first_dose()
+    participant.record_dose(DoseFact(dose.occurred_at, dose.given, dose.source))
     if participant.first_dose != first_dose:
         batch.dosing = _touch(dose)
     if participant.first_dose is None:

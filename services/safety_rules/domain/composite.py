@@ -15,12 +15,14 @@ from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
 
 
-def _holds(result: LabValue, op: Op, threshold: Decimal) -> bool:
+def holds(result: LabValue, op: Op, threshold: Decimal) -> bool:
+    """The result's value certainly satisfies `value <op> threshold` (comparators included)."""
     return result.value is not None and certainly(op, result.value, result.comparator, threshold)
 
 
-def _vs_uln(result: LabValue, op: Op, times: Decimal) -> bool:
-    return result.uln is not None and _holds(result, op, times * result.uln)
+def vs_uln(result: LabValue, op: Op, times: Decimal) -> bool:
+    """`value <op> times x ULN`, false without a ULN."""
+    return result.uln is not None and holds(result, op, times * result.uln)
 
 
 #: Names of the participant's anchor indexes: results that could anchor a composite rule.
@@ -31,13 +33,13 @@ HYS_ANCHORS = "LAB-HYS"
 def anchors_fn(config: StudyConfig, result: LabValue) -> bool:
     """An ANC below the LAB-FN limit: a temperature nearby may complete febrile neutropenia."""
     rule = config.febrile_neutropenia
-    return result.test == rule.anc_test and result.usable and _holds(result, "lt", rule.anc_below)
+    return result.test == rule.anc_test and result.usable and holds(result, "lt", rule.anc_below)
 
 
 def anchors_hys(config: StudyConfig, result: LabValue) -> bool:
     """A bilirubin above the LAB-HYS multiple: an ALT/AST (or ALP) nearby decides Hy's law."""
     rule = config.hys_law
-    return result.test == rule.bilirubin_test and result.usable and _vs_uln(result, "gt", rule.bilirubin_above)
+    return result.test == rule.bilirubin_test and result.usable and vs_uln(result, "gt", rule.bilirubin_above)
 
 
 def _usable_between(participant: ParticipantState, test: str, start: datetime, end: datetime) -> list[LabValue]:
@@ -54,10 +56,10 @@ def _fever(ctx: RuleContext, anc: LabValue) -> tuple[str, list[LabValue]] | None
     sustained limit more than the configured interval apart, all within the window of the sample."""
     rule = ctx.config.febrile_neutropenia
     temps = _usable_between(ctx.participant, rule.temperature_test, anc.at - rule.window, anc.at + rule.window)
-    single = [t for t in temps if _holds(t, "gt", rule.single_above)]
+    single = [t for t in temps if holds(t, "gt", rule.single_above)]
     if single:
         return "single", [_nearest(single, anc.at)]
-    febrile = [t for t in temps if _holds(t, "ge", rule.sustained_at_least)]
+    febrile = [t for t in temps if holds(t, "ge", rule.sustained_at_least)]
     if len(febrile) >= 2 and febrile[-1].at - febrile[0].at > rule.sustained_apart:
         return "sustained", [febrile[0], febrile[-1]]
     return None
@@ -70,7 +72,7 @@ def febrile_neutropenia(ctx: RuleContext, key: str) -> Candidate | None:
     raised by whichever of ANC or temperature arrives last."""
     rule = ctx.config.febrile_neutropenia
     anc = ctx.participant.results.get(key)
-    if anc is None or not anc.usable or not _holds(anc, "lt", rule.anc_below):
+    if anc is None or not anc.usable or not holds(anc, "lt", rule.anc_below):
         return None
     fever = _fever(ctx, anc)
     if fever is None:
@@ -102,21 +104,21 @@ def hys_law(ctx: RuleContext, key: str) -> Candidate | None:
     within the window, the ALP nearest the bilirubin below its ULN multiple. Once per bilirubin."""
     rule = ctx.config.hys_law
     bili = ctx.participant.results.get(key)
-    if bili is None or not bili.usable or not _vs_uln(bili, "gt", rule.bilirubin_above):
+    if bili is None or not bili.usable or not vs_uln(bili, "gt", rule.bilirubin_above):
         return None
     start, end = bili.at - rule.window, bili.at + rule.window
     enzymes = [
         result
         for test in sorted(rule.aminotransferase_tests)
         for result in _usable_between(ctx.participant, test, start, end)
-        if _vs_uln(result, "ge", rule.aminotransferase_at_least)
+        if vs_uln(result, "ge", rule.aminotransferase_at_least)
     ]
     if not enzymes:
         return None
     enzyme = _nearest(enzymes, bili.at)
     alps = [alp for alp in _usable_between(ctx.participant, rule.alp_test, start, end) if alp.uln is not None]
     alp = _nearest(alps, bili.at) if alps else None
-    if alp is not None and not _vs_uln(alp, "lt", rule.alp_below):
+    if alp is not None and not vs_uln(alp, "lt", rule.alp_below):
         return None
     detail = {
         "bilirubin_x_uln": _ratio(bili),

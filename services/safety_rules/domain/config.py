@@ -23,6 +23,7 @@ from services.safety_rules.domain.registry import RULE_IDS
 
 STUDY_ENV = "TRIALWATCH_STUDY"
 _PACKAGED_STUDY = "anakinra-ad.yaml"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class StudyConfigError(ValueError):
@@ -33,11 +34,17 @@ def _data_text(name: str) -> str:
     return resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
 
 
+def study_schema() -> dict[str, Any]:
+    """The JSON Schema of a study configuration (shipped with the package)."""
+    schema: dict[str, Any] = json.loads(_data_text("study.schema.json"))
+    return schema
+
+
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(_data_text("study.schema.json"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    # The schema itself is checked against its metaschema by the tests, not at every start (a quarter of a
+    # second of `trialwatch replay`'s startup).
+    return jsonschema.Draft202012Validator(study_schema())
 
 
 def _configured_rule_ids(data: Mapping[str, Any]) -> set[str]:
@@ -73,7 +80,7 @@ def parse_study(data: Any) -> StudyConfig:
 def parse_study_text(text: str, origin: str) -> StudyConfig:
     """Parse YAML text (`origin` names it in errors)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader, in C when libyaml is there
     except yaml.YAMLError as error:
         raise StudyConfigError(f"{origin}: not valid YAML: {error}") from error
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.safety_rules.domain.config_model import StudyConfig
-from services.safety_rules.domain.lab_intake import drop_result, store_result, touch_result_slots
+from services.safety_rules.domain.lab_intake import NOT_ANCHORING, drop_result, store_result, touch_result_slots
 from services.safety_rules.domain.model import Batch, Touch
 from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
@@ -80,9 +80,10 @@ def _refresh(config: StudyConfig, participant: ParticipantState, batch: Batch, s
         return
     if old is not None:
         drop_result(config, participant, old)
+    anchoring = NOT_ANCHORING
     if new is None:
         assert old is not None
         batch.invalidated.add(old.key)
     else:
-        store_result(config, participant, new)
-    touch_result_slots(config, participant, batch, (old, new), touch)
+        anchoring = store_result(config, participant, new)
+    touch_result_slots(config, participant, batch, (old, new), touch, anchoring=anchoring)

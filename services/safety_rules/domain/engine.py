@@ -10,7 +10,7 @@ the CLOCK-BREACH signals due at `now` (replay: the latest recorded_at seen; live
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.safety_rules.domain import clinical_intake, halting
 from services.safety_rules.domain.clocks import breach_signal
@@ -20,6 +20,7 @@ from services.safety_rules.domain.lab_intake import apply_measurement
 from services.safety_rules.domain.model import Batch, RuleContext
 from services.safety_rules.domain.reconcile import SlotChange, reconcile, requalify
 from services.safety_rules.domain.registry import CLOCK_RULE_IDS, FAMILIES
+from services.safety_rules.domain.retention import DEFAULT_HORIZON, prune_results
 from services.safety_rules.domain.state import ParticipantState
 from services.safety_rules.domain.store import StateStore
 from services.safety_rules.domain.study_state import OpenClock, StudyState
@@ -38,9 +39,10 @@ from shared.events.clinical import (
 class Engine:
     """Participant- and study-level safety rules of one study, over a state store."""
 
-    def __init__(self, config: StudyConfig, store: StateStore) -> None:
+    def __init__(self, config: StudyConfig, store: StateStore, *, horizon: timedelta = DEFAULT_HORIZON) -> None:
         self._config = config
         self._store = store
+        self._horizon = horizon  # recent results kept whatever they are (retention.py)
         self._evaluate = {name: family.evaluate for name, family in FAMILIES.items()}
 
     @property
@@ -101,6 +103,8 @@ class Engine:
         if batch.dosing is not None:
             for change in requalify(context, batch.dosing):
                 emitted += _study_effects(config, study, participant, change, dedup_key)
+        if len(participant.results) > participant.prune_at:
+            prune_results(config, participant, self._horizon)
         self._store.save_participant(config.study_id, participant)
         return emitted
 
@@ -130,21 +134,20 @@ def _apply_study_events(study: StudyState, events: list[ClinicalEvent]) -> None:
 def _apply_event(
     config: StudyConfig, participant: ParticipantState, study: StudyState, batch: Batch, event: ClinicalEvent
 ) -> None:
-    match event:
-        case LabResultRecorded() | VitalSignRecorded():
-            apply_measurement(config, participant, batch, event)
-        case AdverseEventReported():
-            clinical_intake.apply_adverse_event(config, participant, batch, event)
-        case InjectionSiteReported():
-            clinical_intake.apply_injection_site(config, participant, batch, event)
-        case DoseRecorded():
-            clinical_intake.apply_dose(participant, study, batch, event)
-        case RegulatorySubmissionRecorded():
-            clinical_intake.apply_submission(study, participant.subject_id, event)
-        case DsmbDecisionRecorded():
-            _apply_study_events(study, [event])
-        case _:
-            pass  # DispositionRecorded: no rule reads enrolment or withdrawal
+    # Exact types, not `match`/isinstance: those go through pydantic's metaclass and cost microseconds per
+    # event. Event classes are never subclassed. DispositionRecorded: no rule reads enrolment or withdrawal.
+    if type(event) is LabResultRecorded or type(event) is VitalSignRecorded:
+        apply_measurement(config, participant, batch, event)
+    elif type(event) is DoseRecorded:
+        clinical_intake.apply_dose(participant, study, batch, event)
+    elif type(event) is AdverseEventReported:
+        clinical_intake.apply_adverse_event(config, participant, batch, event)
+    elif type(event) is InjectionSiteReported:
+        clinical_intake.apply_injection_site(config, participant, batch, event)
+    elif type(event) is RegulatorySubmissionRecorded:
+        clinical_intake.apply_submission(study, participant.subject_id, event)
+    elif type(event) is DsmbDecisionRecorded:
+        _apply_study_events(study, [event])
 
 
 def _study_effects(

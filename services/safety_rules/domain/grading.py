@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from services.safety_rules.domain.config_model import Criterion, Op, TestScale
+from services.safety_rules.domain.memo import remember, table
 
 
 class Limits(NamedTuple):
@@ -74,3 +75,13 @@ def grade_value(scale: TestScale, value: Decimal, comparator: str | None, limits
         if unknown:
             return None
     return 0
+
+
+def memo_grade(scale: TestScale, value: Decimal, comparator: str | None, limits: Limits) -> int | None:
+    """`grade_value`, remembered per scale: few distinct (value, comparator, limits) recur in a study."""
+    grades = table(scale, "grade")
+    key = (value, comparator, *limits)  # Decimal equality is numeric, as is grading
+    if key in grades:
+        grade: int | None = grades[key]
+        return grade
+    return remember(grades, key, grade_value(scale, value, comparator, limits))  # type: ignore[no-any-return]

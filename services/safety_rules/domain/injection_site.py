@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from services.safety_rules.domain.adverse_events import AE_ANCHOR, matches_term
 from services.safety_rules.domain.config_model import StudyConfig
+from services.safety_rules.domain.memo import remember, table
 from services.safety_rules.domain.model import Candidate, RuleContext
 from services.safety_rules.domain.state import InjectionSiteFacts
 from shared.events.clinical import AdverseEventReported, InjectionSiteReported
@@ -28,20 +29,34 @@ def grade_from_findings(config: StudyConfig, findings: dict[str, bool]) -> int:
 
 
 def diary_facts(config: StudyConfig, report: InjectionSiteReported) -> InjectionSiteFacts:
-    """An ISR diary report: ISRTOXGR when sent (it overrides), else the grade of its findings."""
+    """An ISR diary report: ISRTOXGR when sent (it overrides), else the grade of its findings (remembered per
+    distinct findings)."""
+    key = (report.grade, *report.findings.items())
+    memo = table(config, "isr-grade")
+    graded: tuple[int, tuple[str, ...]] | None = memo.get(key)
+    if graded is None:
+        findings = tuple(sorted(name for name, flag in report.findings.items() if flag))
+        grade = report.grade if report.grade is not None else grade_from_findings(config, report.findings)
+        graded = remember(memo, key, (grade, findings))
     return InjectionSiteFacts(
         anchor=DIARY_ANCHOR + report.source,
         source=report.source,
         at=report.occurred_at,
-        grade=report.grade if report.grade is not None else grade_from_findings(config, report.findings),
+        grade=graded[0],
         from_findings=report.grade is None,
-        findings=tuple(sorted(name for name, flag in report.findings.items() if flag)),
+        findings=graded[1],
     )
 
 
 def ae_facts(config: StudyConfig, ae: AdverseEventReported) -> InjectionSiteFacts | None:
     """An AE coded as an injection-site reaction, with the grade it was reported with."""
-    if not any(matches_term(ae, term) for term in config.adverse_events.injection_site_terms):
+    key = (ae.meddra_code, ae.decod, ae.term)
+    memo = table(config, "isr-term")
+    matched: bool | None = memo.get(key)
+    if matched is None:
+        terms = config.adverse_events.injection_site_terms
+        matched = remember(memo, key, any(matches_term(ae, term) for term in terms))
+    if not matched:
         return None
     return InjectionSiteFacts(AE_ANCHOR + ae.ae_id, ae.source, ae.occurred_at, ae.grade, False, ())
 

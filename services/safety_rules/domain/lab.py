@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.safety_rules.domain.config_model import StudyConfig, TestScale
-from services.safety_rules.domain.grading import Limits, grade_value
+from services.safety_rules.domain.grading import Limits, memo_grade
 from services.safety_rules.domain.model import Candidate, RuleContext, number
 from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
@@ -106,7 +106,7 @@ def graded_result(ctx: RuleContext, key: str) -> Candidate | None:
     limits = Limits(
         result.lln, result.uln, None if baseline is None else baseline.value, bool(baseline and baseline.abnormal)
     )
-    grade = grade_value(scale, result.value, result.comparator, limits)
+    grade = memo_grade(scale, result.value, result.comparator, limits)
     rule_id = None if grade is None else rules.get(grade)
     if rule_id is None or grade is None:
         return None

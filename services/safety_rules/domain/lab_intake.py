@@ -20,6 +20,9 @@ from services.safety_rules.domain.state import ParticipantState
 from shared.events.clinical import LabResultRecorded, VitalSignRecorded
 
 Measurement = LabResultRecorded | VitalSignRecorded
+#: Whether a stored result anchors LAB-FN and LAB-HYS.
+Anchoring = tuple[bool, bool]
+NOT_ANCHORING: Anchoring = (False, False)
 _WINDOW_FAMILY = {"LAB-FN": FEBRILE_NEUTROPENIA.name, "LAB-HYS": HYS_LAW.name}
 
 
@@ -42,7 +45,7 @@ def data_issue(roles: TestRoles, event: Measurement, comparator: str | None) -> 
 
 
 def _value(roles: TestRoles, event: Measurement) -> LabValue:
-    if isinstance(event, LabResultRecorded):
+    if type(event) is LabResultRecorded:  # exact type: isinstance on a pydantic class is slow, no subclasses
         comparator, lln, uln, specimen, derived = (
             event.comparator,
             event.ref_low,
@@ -59,20 +62,25 @@ def _value(roles: TestRoles, event: Measurement) -> LabValue:
     )  # fmt: skip
 
 
-def store_result(config: StudyConfig, participant: ParticipantState, value: LabValue) -> None:
-    """Keep a final or corrected result and index it by time, specimen and composite anchoring."""
+def store_result(config: StudyConfig, participant: ParticipantState, value: LabValue) -> Anchoring:
+    """Keep a final or corrected result and index it by time, specimen and composite anchoring; return
+    whether it anchors LAB-FN / LAB-HYS (so that touching its slots does not decide it again)."""
     roles = config.roles[value.test]
     participant.results[value.key] = value
+    participant.note_time(value.at)
     if roles.indexed:
         participant.series_of(value.test).add(value.at, value.key)
         if participant.before_first_dose(value.at):
             participant.baselines.pop(value.test, None)
     if roles.derivation_input and not value.inputs:
         participant.specimens.setdefault(value.specimen, {})[value.test] = value.key
-    if roles.fn_anchor and anchors_fn(config, value):
+    fn = roles.fn_anchor and anchors_fn(config, value)
+    if fn:
         participant.anchors_of(FN_ANCHORS).add(value.at, value.key)
-    if roles.hys_anchor and anchors_hys(config, value):
+    hys = roles.hys_anchor and anchors_hys(config, value)
+    if hys:
         participant.anchors_of(HYS_ANCHORS).add(value.at, value.key)
+    return fn, hys
 
 
 def drop_result(config: StudyConfig, participant: ParticipantState, value: LabValue) -> None:
@@ -101,8 +109,11 @@ def touch_result_slots(
     batch: Batch,
     versions: tuple[LabValue | None, LabValue | None],
     touch: Touch,
+    *,
+    anchoring: Anchoring,
 ) -> None:
-    """Mark the slots a result change (previous, current version) may affect."""
+    """Mark the slots a result change (previous, current version) may affect; `anchoring` is what
+    `store_result` returned for the current version."""
     previous, current = versions
     result = current or previous
     assert result is not None
@@ -116,9 +127,9 @@ def touch_result_slots(
             batch.touch((GRADE.name, key), touch)
         if roles.data_quality and current.issue is not None:
             batch.touch((DATA_QUALITY.name, key), touch)
-        if roles.fn_anchor and anchors_fn(config, current):
+        if anchoring[0]:
             batch.touch((FEBRILE_NEUTROPENIA.name, key), touch)
-        if roles.hys_anchor and anchors_hys(config, current):
+        if anchoring[1]:
             batch.touch((HYS_LAW.name, key), touch)
     if roles.window is not None:
         _touch_window(config, participant, batch, roles.window, versions, touch=touch)
@@ -163,8 +174,8 @@ def apply_measurement(config: StudyConfig, participant: ParticipantState, batch:
     if event.status == "deleted":
         if old is not None:
             batch.invalidated.add(old.key)
-            touch_result_slots(config, participant, batch, (old, None), touch)
+            touch_result_slots(config, participant, batch, (old, None), touch, anchoring=NOT_ANCHORING)
         return
     new = _value(roles, event)
-    store_result(config, participant, new)
-    touch_result_slots(config, participant, batch, (old, new), touch)
+    anchoring = store_result(config, participant, new)
+    touch_result_slots(config, participant, batch, (old, new), touch, anchoring=anchoring)

@@ -9,7 +9,7 @@ engine compares it with the signal already standing and raises, keeps or retract
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -36,9 +36,10 @@ class Candidate:
     due_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RuleContext:
-    """What a rule function may read: the study configuration and the participant's state."""
+class RuleContext(NamedTuple):
+    """What a rule function may read: the study configuration and the participant's state.
+
+    A named tuple: one is made per record, and a frozen dataclass costs several times more to build."""
 
     config: StudyConfig
     participant: ParticipantState
@@ -54,15 +55,19 @@ class Touch(NamedTuple):
     source: str
 
 
-@dataclass(slots=True)
 class Batch:
-    """Effects of one source record on one participant, gathered before any rule is evaluated."""
+    """Effects of one source record on one participant, gathered before any rule is evaluated.
 
-    dedup_key: str
-    touched: dict[Slot, Touch] = field(default_factory=dict)
-    invalidated: set[str] = field(default_factory=set)
-    dosing: Touch | None = None
-    specimens: dict[str, Touch] = field(default_factory=dict)
+    A plain class with slots: one is made per record (a dataclass with default factories costs more)."""
+
+    __slots__ = ("dedup_key", "dosing", "invalidated", "specimens", "touched")
+
+    def __init__(self, dedup_key: str) -> None:
+        self.dedup_key = dedup_key
+        self.touched: dict[Slot, Touch] = {}
+        self.invalidated: set[str] = set()
+        self.dosing: Touch | None = None
+        self.specimens: dict[str, Touch] = {}
 
     def touch(self, slot: Slot, touch: Touch) -> None:
         """Mark a slot for evaluation (the first touching event names the trigger)."""

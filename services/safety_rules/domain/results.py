@@ -134,6 +134,12 @@ class Series:
         for index in range(bisect_left(self.times, moment) - 1, -1, -1):
             yield keys[index]
 
+    def retain(self, keys: set[str]) -> None:
+        """Keep only the entries whose key is in `keys` (order unchanged)."""
+        kept = [(at, key) for at, key in zip(self.times, self.keys, strict=True) if key in keys]
+        self.times = [at for at, _ in kept]
+        self.keys = [key for _, key in kept]
+
     def entries(self) -> list[tuple[datetime, str]]:
         """(time, key) pairs in order."""
         return list(zip(self.times, self.keys, strict=True))

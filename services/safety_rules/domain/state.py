@@ -39,8 +39,9 @@ class AeFacts:
     onset: datetime
     recorded_at: datetime
     term: str
-    soc: str | None
     grade: int | None
+    # from here on: what `adverse_events.classify` derives from the coded fields (built positionally there)
+    soc: str | None
     criteria: tuple[str, ...]
     infection: bool
     serious: bool
@@ -70,6 +71,14 @@ class DoseFact:
     at: datetime
     given: bool
     source: str
+
+
+def _note_missed(missed: dict[date, DoseFact], dose: DoseFact) -> None:
+    """Keep the earliest (time, source) missed-dose record of the dose's date."""
+    day = utc_date(dose.at)
+    earlier = missed.get(day)
+    if earlier is None or (dose.at, dose.source) < (earlier.at, earlier.source):
+        missed[day] = dose
 
 
 @dataclass(slots=True)
@@ -121,6 +130,12 @@ class ParticipantState:
     first_dose: date | None = None
     first_dose_start: datetime | None = None
     baselines: dict[str, LabValue | None] = field(default_factory=dict)
+    # Bookkeeping of `retention.prune_results`: the latest collection time stored, and the size of
+    # `results` at which to prune next (both persisted, so that live prunes where replay does).
+    latest_at: datetime | None = None
+    prune_at: int = 0
+    # The earliest missed-dose record of each distinct date (ADH-EVAL), kept with the doses (rebuilt on load).
+    missed: dict[date, DoseFact] = field(default_factory=dict)
 
     def series_of(self, test: str) -> Series:
         """The time index of a test (created on first use)."""
@@ -136,12 +151,40 @@ class ParticipantState:
             found = self.anchors[name] = Series()
         return found
 
+    def record_dose(self, dose: DoseFact) -> None:
+        """Keep an exposure record; a new record updates the first dose and the missed dates in place, a
+        changed one (same source) rebuilds them."""
+        replaced = dose.source in self.doses
+        self.doses[dose.source] = dose
+        if replaced:
+            self.refresh_first_dose()
+            return
+        if dose.given:
+            day = utc_date(dose.at)
+            if self.first_dose is None or day < self.first_dose:
+                self._set_first_dose(day)
+        else:
+            _note_missed(self.missed, dose)
+
     def refresh_first_dose(self) -> None:
-        """First dose = the earliest exposure record with the dose given (SAFETY_RULES §1)."""
+        """First dose = the earliest exposure record with the dose given (SAFETY_RULES §1); missed dates rebuilt."""
         given = [dose.at for dose in self.doses.values() if dose.given]
-        self.first_dose = utc_date(min(given)) if given else None
-        self.first_dose_start = None if self.first_dose is None else datetime.combine(self.first_dose, time.min, UTC)
-        self.baselines.clear()
+        self._set_first_dose(utc_date(min(given)) if given else None)
+        self.missed.clear()
+        for dose in self.doses.values():
+            if not dose.given:
+                _note_missed(self.missed, dose)
+
+    def _set_first_dose(self, day: date | None) -> None:
+        if day != self.first_dose or self.first_dose_start is None:
+            self.baselines.clear()  # BASE depends on the first-dose date
+        self.first_dose = day
+        self.first_dose_start = None if day is None else datetime.combine(day, time.min, UTC)
+
+    def note_time(self, at: datetime) -> None:
+        """Keep `latest_at` current with a stored result's collection time."""
+        if self.latest_at is None or at > self.latest_at:
+            self.latest_at = at
 
     def before_first_dose(self, moment: datetime) -> bool:
         """Whether a time is on a date before the first-dose date (a possible baseline)."""
@@ -159,13 +202,17 @@ class ParticipantState:
             "doses": [_facts_json(dose) for dose in self.doses.values()],
             "active": {_slot_text(slot): _facts_json(signal) for slot, signal in self.active.items()},
             "support": {rule: sorted(map(_slot_text, slots)) for rule, slots in self.support.items()},
+            "latest_at": None if self.latest_at is None else self.latest_at.isoformat(),
+            "prune_at": self.prune_at,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ParticipantState:
         """Inverse of `to_json`."""
         specimens = {specimen: dict(parts) for specimen, parts in data["specimens"].items()}
-        state = cls(data["subject_id"], specimens=specimens)
+        latest = data["latest_at"]
+        state = cls(data["subject_id"], specimens=specimens, prune_at=data["prune_at"])
+        state.latest_at = None if latest is None else datetime.fromisoformat(latest)
         for item in data["results"]:
             value = LabValue.from_json(item)
             state.results[value.key] = value
