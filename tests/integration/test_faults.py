@@ -8,9 +8,10 @@ equal to `trialwatch replay` of the same files (CLOCK-BREACH aside). Redeliverie
 evaluated again and skipped by the processed-record table, records and signals published twice) are
 counted from the services' logs and the topics, and reported in out/reliability/.
 
-To have work in flight, safety_rules starts only once the first half of the stream is in: it meets a
-backlog, and the second half arrives while it works through it. Every test sends the same files in
-the same order, so `trialwatch replay` runs once for the module.
+To have work in flight, safety_rules boots while the first half of the stream is sent: it meets a
+backlog; the second half arrives while it works through it, and the fault strikes as soon as published
+records wait for it. Every test sends the same files in the same order, so `trialwatch replay` runs
+once for the module.
 """
 
 from __future__ import annotations
