@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.app import CONSUMER_GROUP as INGEST_GROUP
+from services.notifier.settings import DEFAULT_CONSUMER_GROUP as NOTIFIER_GROUP
+from services.notifier.settings import DEFAULT_DECISIONS_GROUP as NOTIFIER_DECISIONS_GROUP
+from services.safety_rules.settings import DEFAULT_CONSUMER_GROUP as RULES_GROUP
 from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import ALL_TOPICS
 from shared.settings import KafkaSettings
 from trialwatch import devstack
-from trialwatch.devstack import envfile, kafka, pg_layout, procs
+from trialwatch.devstack import envfile, pg_layout, procs
 from trialwatch.devstack.paths import ALEMBIC_INI, REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
@@ -47,14 +52,18 @@ SERVICE_PORTS = {
     "notifier": "TRIALWATCH_NOTIFIER_PORT",
 }
 SCHEMAS = ("ingest", "safety_rules", "notifier")
+#: The services' consumer groups: the only ones whose lag is work in flight (other tests leave groups of
+#: their own on the same topics, with a lag nobody will ever consume).
+SERVICE_GROUPS = (INGEST_GROUP, RULES_GROUP, NOTIFIER_GROUP, NOTIFIER_DECISIONS_GROUP)
 STARTUP_SECONDS = 90.0
 STOP_SECONDS = 30.0
 CLI_SECONDS = 600.0
 BREACH = "CLOCK-BREACH"
 PROBE_ATTEMPTS = 40
 LAG_UNKNOWN = -1  # the group has no committed offsets any more (e.g. its coordinator lost them)
-PORT_RELEASE_SECONDS = 30.0
-FREEZE_SECONDS = 3.0
+FREEZE_SECONDS = 5.0  # the most a freeze waits for the moment it is meant to catch
+PROBE_INTERVAL = 0.25
+POLL_SECONDS = 0.05
 
 
 class PipelineError(AssertionError):
@@ -86,6 +95,13 @@ class Pipeline:
             raise PipelineError(f"migrations failed: {result.stderr.decode()[-3000:]}")
 
     def start(self, *names: str) -> None:
+        """Starts the services (all by default) and waits until each is healthy."""
+        self.spawn(*names)
+        for name in names or tuple(SERVICE_PORTS):
+            self.wait_healthy(name)
+
+    def spawn(self, *names: str) -> None:
+        """Starts the services that are not running, without waiting for them (see `wait_healthy`)."""
         for name in names or tuple(SERVICE_PORTS):
             if self.alive(name):
                 continue
@@ -95,10 +111,8 @@ class Pipeline:
             with (self.log_dir / f"{name}.log").open("ab") as log:
                 argv = [sys.executable, "-m", f"services.{name}"]
                 self.processes[name] = subprocess.Popen(argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
-        for name in names or tuple(SERVICE_PORTS):
-            self._wait_healthy(name)
 
-    def _wait_healthy(self, name: str) -> None:
+    def wait_healthy(self, name: str) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
@@ -171,6 +185,17 @@ class Pipeline:
         )  # fmt: skip
 
 
+@contextmanager
+def migrated_pipeline(cfg: Settings, log_dir: Path) -> Iterator[Pipeline]:
+    """A `Pipeline` on a migrated database, every service stopped when the block ends."""
+    processes = Pipeline(cfg, log_dir)
+    processes.migrate()
+    try:
+        yield processes
+    finally:
+        processes.stop()
+
+
 def metric_total(exposition: str, name: str, **labels: str) -> float:
     """Sum of a Prometheus sample family (``name`` and ``name_total``) over the matching labels."""
     total = 0.0
@@ -207,7 +232,10 @@ class Probe:
         self.engine = engine
         self.kafka = kafka
         self._options = aiokafka_options(kafka)
-        self.groups: set[str] = set()  # consumer groups that had offsets on a TrialWatch topic
+        self.groups: set[str] = set()  # service groups that had offsets on a TrialWatch topic
+        #: each TrialWatch topic's end offsets at the last `reset`: where this run's records begin (an
+        #: unclean broker stop can undo `delete_records`, bringing older records back into view)
+        self.origin: dict[TopicPartition, int] = {}
 
     async def scalar(self, sql: str, **params: Any) -> int:
         async with self.engine.connect() as connection:
@@ -247,7 +275,8 @@ class Probe:
         await consumer.start()
         try:
             lags: dict[str, int] = dict.fromkeys(self.groups, LAG_UNKNOWN)  # a group seen before must answer
-            for group, _ in await admin.list_consumer_groups():
+            listed = {group for group, _ in await admin.list_consumer_groups()}
+            for group in sorted(listed.intersection(SERVICE_GROUPS)):
                 committed = {
                     tp: meta.offset
                     for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
@@ -274,7 +303,7 @@ class Probe:
             quiet = quiet + 1 if flight.total == 0 else 0
             if quiet >= settle:
                 return time.monotonic() - started
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(PROBE_INTERVAL)
         raise PipelineError(f"not drained after {limit:.0f}s: {await self.in_flight()}{pipeline.logs()}")
 
     async def reset(self) -> None:
@@ -288,6 +317,7 @@ class Probe:
             partitions = await topic_partitions(self._options, ALL_TOPICS)
             ends = await consumer.end_offsets(partitions)
             await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end > 0})
+            self.origin = dict(ends)
         finally:
             await consumer.stop()
             await admin.close()
@@ -304,8 +334,26 @@ class Probe:
         finally:
             await consumer.stop()
 
-    async def read(self, topic: str, since: dict[TopicPartition, int]) -> list[Any]:
-        """Every record of ``topic`` from the offsets ``since`` to the current end."""
+    async def published_during(self, topic: str, limit: float) -> bool:
+        """Waits up to ``limit`` seconds for records to be appended to ``topic``; True if some were."""
+        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self._options)
+        await consumer.start()
+        try:
+            partitions = await topic_partitions(self._options, (topic,))
+            before = await consumer.end_offsets(partitions)
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                await asyncio.sleep(POLL_SECONDS)
+                if await consumer.end_offsets(partitions) != before:
+                    return True
+            return False
+        finally:
+            await consumer.stop()
+
+    async def read(self, topic: str, since: dict[TopicPartition, int] | None = None) -> list[Any]:
+        """Every record of ``topic`` from the offsets ``since`` (by default: the last `reset`) to the
+        current end."""
+        since = self.origin if since is None else since
         ends = await self.end_offsets(topic)
         consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self._options)
         await consumer.start()
@@ -366,26 +414,6 @@ async def kill_and_restart(pipeline: Pipeline, probe: Probe, name: str) -> Fault
     return Fault(f"kill -9 {name}", flight, time.monotonic() - started)
 
 
-async def kill_during_ack(pipeline: Pipeline, probe: Probe, stack: str, name: str) -> Fault:
-    """SIGKILL ``name`` while its offset commit is in flight: the broker is frozen (SIGSTOP) so that the
-    service, having committed its transaction for the record in hand, waits for the commit's answer; it
-    is killed there and the broker thawed. (The commit request already sits in the broker's socket
-    buffer, so the broker applies it: no redelivery follows, and none must be lost.)"""
-    flight = await probe.in_flight()
-    broker = kafka.running(devstack.load_settings(stack))
-    if broker is None:
-        raise PipelineError("the Kafka broker is not running")
-    started = time.monotonic()
-    os.kill(broker, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(FREEZE_SECONDS)  # the record in hand is committed; its ack is waiting
-        await asyncio.to_thread(pipeline.kill, name)
-    finally:
-        os.kill(broker, signal.SIGCONT)
-    await asyncio.to_thread(pipeline.start, name)
-    return Fault(f"kill -9 {name} during its offset commit", flight, time.monotonic() - started)
-
-
 def postgres_processes(stack: str) -> list[int]:
     """The stack's PostgreSQL postmaster and its children (backends, checkpointer, ...)."""
     cfg = devstack.load_settings(stack)
@@ -403,18 +431,21 @@ def _parent_of(stat: Path) -> int | None:
         return None
 
 
-async def kill_between_publish_and_mark(pipeline: Pipeline, probe: Probe, stack: str, name: str) -> Fault:
-    """SIGKILL ``name`` inside its relay's crash window: PostgreSQL is frozen (SIGSTOP) while the relay
-    publishes a claimed batch, so the batch reaches Kafka but its "published" mark cannot commit; the
-    service dies there, PostgreSQL is thawed, the service started again: its relay publishes the batch
-    a second time, and the consumers must skip those records as duplicates."""
+async def kill_between_publish_and_mark(pipeline: Pipeline, probe: Probe, stack: str, name: str, topic: str) -> Fault:
+    """SIGKILL ``name`` inside its relay's crash window: as soon as ``topic`` grows (the relay is
+    publishing a claimed batch), PostgreSQL is frozen (SIGSTOP), so the batch reaches Kafka but its
+    "published" mark cannot commit; the service dies there, PostgreSQL is thawed, the service started
+    again: its relay publishes the batch a second time, and the consumers must skip those records as
+    duplicates. (A freeze that lands after the mark, in the next claim, publishes nothing twice: the
+    caller tries again.)"""
     flight = await probe.in_flight()
     frozen = postgres_processes(stack)
     started = time.monotonic()
+    if not await probe.published_during(topic, FREEZE_SECONDS):
+        raise PipelineError(f"{name} published nothing on {topic} in {FREEZE_SECONDS:.0f}s: no relay round to catch")
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     try:
-        await asyncio.sleep(FREEZE_SECONDS)
         await asyncio.to_thread(pipeline.kill, name)
     finally:
         for pid in frozen:
@@ -427,21 +458,9 @@ async def restart_broker(probe: Probe, stack: str, *, kill: bool) -> Fault:
     """Stop the Kafka broker (SIGKILL or SIGTERM) and start it again on the same data directory."""
     flight = await probe.in_flight()
     started = time.monotonic()
-    await devstack.kafka_stop_async(stack, kill=kill)
-    await ports_released(devstack.load_settings(stack))
+    await devstack.kafka_stop_async(stack, kill=kill)  # returns once the broker's ports are closed
     await devstack.kafka_start_async(stack)
     return Fault(f"broker {'SIGKILL' if kill else 'SIGTERM'} + restart", flight, time.monotonic() - started)
-
-
-async def ports_released(cfg: Settings) -> None:
-    """Waits until the broker's ports are closed: after SIGKILL the JVM's main thread is a zombie (so
-    the devstack sees it gone) while its other threads, which hold the sockets, are still exiting."""
-    deadline = time.monotonic() + PORT_RELEASE_SECONDS
-    ports = (cfg.kafka_port, cfg.controller_port)
-    while any(procs.port_open(cfg.kafka_host, port) for port in ports):
-        if time.monotonic() > deadline:
-            raise PipelineError(f"Kafka ports {ports} still open {PORT_RELEASE_SECONDS:.0f}s after the stop")
-        await asyncio.sleep(0.1)
 
 
 async def postgres_outage(probe: Probe, stack: str, seconds: float) -> Fault:
@@ -450,8 +469,8 @@ async def postgres_outage(probe: Probe, stack: str, seconds: float) -> Fault:
     await probe.engine.dispose()
     started = time.monotonic()
     await devstack.pg_stop_async(stack)
-    await asyncio.sleep(seconds)
-    await devstack.pg_start_async(stack)
+    await asyncio.sleep(seconds)  # the outage itself: nothing to wait for
+    await devstack.pg_start_async(stack, migrate=False)
     return Fault(f"PostgreSQL stopped {seconds:.0f}s", flight, time.monotonic() - started)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import stat
+import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -10,7 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from trialwatch import devstack
-from trialwatch.devstack import envfile, kafka_admin
+from trialwatch.devstack import envfile, kafka_admin, procs
 from trialwatch.devstack.kafka_admin import ClusterInfo
 from trialwatch.devstack.settings import PgTarget, Settings
 from trialwatch.devstack.topics import TOPICS
@@ -30,6 +34,22 @@ DEV_DEFAULTS = {  # INTERFACES.md §5
     "TRIALWATCH_STACK": "dev",
 }
 SECRETS = ("TRIALWATCH_PG_PASSWORD", "TRIALWATCH_TOKEN", "TRIALWATCH_HMAC_SECRET")
+#: Listens, and forks a helper that shares the listening socket and ignores SIGTERM: once the listener is
+#: gone, the helper keeps the port open for another second, as a killed JVM's exiting threads do after its
+#: main thread is already a zombie.
+LINGERING_LISTENER = """
+import os, signal, socket, time
+server = socket.create_server(("127.0.0.1", {port}))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+parent = os.getpid()
+if os.fork() == 0:
+    while os.getppid() == parent:
+        time.sleep(0.02)
+    time.sleep(1.0)
+    os._exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+time.sleep(600)
+"""
 
 
 @pytest.fixture
@@ -111,11 +131,35 @@ async def test_topic_table_exists_on_the_broker(kafka_admin_client: AIOKafkaAdmi
     assert partitions == {spec.name: spec.partitions for spec in TOPICS}
 
 
-async def test_broker_restart_keeps_cluster_id(stack_settings: Settings, cluster_info: ClusterInfo) -> None:
-    """The fault-test API: stop (SIGTERM) and start again on the same data dir, no reformat."""
-    assert "stopped" in await devstack.kafka_stop_async(stack_settings.stack)
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+async def test_broker_restart_keeps_cluster_id(stack_settings: Settings, cluster_info: ClusterInfo, kill: bool) -> None:
+    """The fault-test API: stop (SIGTERM, or SIGKILL as a crash) and start again at once on the same data
+    dir, no reformat. The stop returns only once the broker's ports are closed (after a SIGKILL the JVM's
+    threads may still hold them for a while): a start right after it must not find them taken."""
+    outcome = await devstack.kafka_stop_async(stack_settings.stack, kill=kill)
+    assert ("killed" if kill else "stopped") in outcome
+    cfg = stack_settings
+    assert not any(procs.port_open(cfg.kafka_host, port) for port in (cfg.kafka_port, cfg.controller_port))
     restarted = await devstack.kafka_start_async(stack_settings.stack)
     assert restarted.cluster_id == cluster_info.cluster_id
+
+
+def test_terminate_waits_until_the_ports_are_closed(tmp_path: Path) -> None:
+    """A listener whose socket outlives it by a second: `terminate` returns once the port is closed, not
+    merely once the process it signalled is gone."""
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = LINGERING_LISTENER.format(port=port)
+    pid = procs.spawn([sys.executable, "-c", script], tmp_path / "child.log", tmp_path / "child.pid", os.environ)
+    deadline = time.monotonic() + 30
+    while not procs.port_open("127.0.0.1", port):
+        assert time.monotonic() < deadline and procs.alive(pid), procs.tail(tmp_path / "child.log")
+        time.sleep(0.05)
+    started = time.monotonic()
+    assert procs.terminate(pid, timeout=10, ports=[("127.0.0.1", port)]) == "stopped"
+    assert not procs.port_open("127.0.0.1", port)
+    assert time.monotonic() - started >= 0.9, "the port was closed at once: the helper did not linger"
 
 
 async def test_postgres_stop_and_start(stack_settings: Settings, pg_target: PgTarget) -> None:

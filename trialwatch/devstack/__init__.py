@@ -5,10 +5,10 @@ CLI: ``python -m trialwatch.devstack [--stack dev|test] up [--infra-only] | down
 Python API (sync; safe to call from inside a running event loop, e.g. in fault tests)::
 
     from trialwatch import devstack
-    devstack.kafka_stop("test", kill=True)   # crash the broker
+    devstack.kafka_stop("test", kill=True)   # crash the broker; returns once its ports are closed
     devstack.kafka_start("test")             # restart on the same data dir, wait until ready
     devstack.pg_stop("test")                 # pg_ctl stop -m fast ("immediate" = crash)
-    devstack.pg_start("test")
+    devstack.pg_start("test")                # ..., then `alembic upgrade head` (migrate=False: not)
 
 The ``*_async`` variants run the same in a worker thread so the event loop keeps running.
 """
@@ -57,8 +57,10 @@ def kafka_stop(stack: str = "test", kill: bool = False) -> str:
     return components.kafka_stop(load_settings(stack), kill=kill)
 
 
-def pg_start(stack: str = "test") -> None:
-    components.pg_start(load_settings(stack))
+def pg_start(stack: str = "test", migrate: bool = True) -> None:
+    """Start (or reuse) PostgreSQL and wait until it answers; then migrate, unless ``migrate=False`` (a
+    restart in a fault test: the schema is there already, and the outage should last what it says)."""
+    components.pg_start(load_settings(stack), migrate=migrate)
 
 
 def pg_stop(stack: str = "test", mode: str = "fast") -> str:
@@ -74,8 +76,8 @@ async def kafka_stop_async(stack: str = "test", kill: bool = False) -> str:
     return await asyncio.to_thread(kafka_stop, stack, kill)
 
 
-async def pg_start_async(stack: str = "test") -> None:
-    await asyncio.to_thread(pg_start, stack)
+async def pg_start_async(stack: str = "test", migrate: bool = True) -> None:
+    await asyncio.to_thread(pg_start, stack, migrate)
 
 
 async def pg_stop_async(stack: str = "test", mode: str = "fast") -> str:

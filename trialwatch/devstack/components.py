@@ -79,8 +79,8 @@ def kafka_stop(cfg: Settings, kill: bool = False) -> str:
     return result
 
 
-def pg_start(cfg: Settings) -> None:
-    """Start (or reuse) our cluster, or just probe an external DATABASE_URL; then migrate."""
+def pg_start(cfg: Settings, migrate: bool = True) -> None:
+    """Start (or reuse) our cluster, or just probe an external DATABASE_URL; then migrate (if asked)."""
     timer = Timer()
     target = cfg.pg_target()
     if cfg.external_db:
@@ -104,8 +104,9 @@ def pg_start(cfg: Settings) -> None:
             f"{state} pid={pid} 127.0.0.1:{cfg.pg_port} db={target.database} data={rel(lay.data)} SELECT 1 ok",
             timer.elapsed,
         )
-    migrate_timer = Timer()
-    say(cfg.stack, "migrations", pg_setup.migrate(cfg.database_url), migrate_timer.elapsed)
+    if migrate:
+        migrate_timer = Timer()
+        say(cfg.stack, "migrations", pg_setup.migrate(cfg.database_url), migrate_timer.elapsed)
 
 
 def pg_stop(cfg: Settings, mode: str = "fast") -> str:

@@ -134,5 +134,7 @@ def launch(cfg: Settings, libs: Path) -> int:
 
 
 def stop(cfg: Settings, kill: bool = False, timeout: float = 60.0) -> str:
-    """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; ``kill=True`` simulates a crash."""
-    return procs.stop_pidfile(pidfile(cfg), timeout=timeout, kill=kill)
+    """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; ``kill=True`` simulates a crash. Returns
+    once the broker's ports are closed too, so that a start right after it finds them free."""
+    ports = [(cfg.kafka_host, cfg.kafka_port), (cfg.kafka_host, cfg.controller_port)]
+    return procs.stop_pidfile(pidfile(cfg), timeout=timeout, kill=kill, ports=ports)

@@ -11,6 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+KILL_WAIT_SECONDS = 10.0
+PORT_RELEASE_SECONDS = 30.0
+
 
 def read_pid(pidfile: Path) -> int | None:
     try:
@@ -101,23 +104,41 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return not alive(pid)
 
 
-def terminate(pid: int, timeout: float = 30.0, kill: bool = False, marker: str = "") -> str:
-    """Stop a process group leader. Returns 'stopped', 'killed' or 'gone'."""
+def terminate(
+    pid: int, timeout: float = 30.0, kill: bool = False, marker: str = "", ports: Sequence[tuple[str, int]] = ()
+) -> str:
+    """Stop a process group leader, then wait (bounded) until its ``ports`` are closed. Returns
+    'stopped', 'killed' or 'gone'."""
     if not alive(pid, marker):
         return "gone"
+    outcome = "killed"
     if not kill:
         _signal_group(pid, signal.SIGTERM)
         if wait_gone(pid, timeout):
-            return "stopped"
-    _signal_group(pid, signal.SIGKILL)
-    wait_gone(pid, 10.0)
-    return "killed"
+            outcome = "stopped"
+    if outcome == "killed":
+        _signal_group(pid, signal.SIGKILL)
+        wait_gone(pid, KILL_WAIT_SECONDS)
+    wait_ports_closed(ports, PORT_RELEASE_SECONDS)
+    return outcome
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         return sock.connect_ex((host, port)) == 0
+
+
+def wait_ports_closed(ports: Sequence[tuple[str, int]], timeout: float) -> bool:
+    """Waits until no ``(host, port)`` accepts connections. A killed multi-threaded process (a JVM) is
+    a zombie, so not `alive`, as soon as its main thread exits, while the threads that hold its
+    listening sockets may still be exiting: starting its successor at once fails with "port taken"."""
+    deadline = time.monotonic() + timeout
+    while any(port_open(host, port) for host, port in ports):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def tail(path: Path, lines: int = 25) -> str:
@@ -128,12 +149,15 @@ def tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 30.0, kill: bool = False) -> str:
-    """Stop the process recorded in ``pidfile`` (if it is still that process) and remove the file."""
+def stop_pidfile(
+    pidfile: Path, timeout: float = 30.0, kill: bool = False, ports: Sequence[tuple[str, int]] = ()
+) -> str:
+    """Stop the process recorded in ``pidfile`` (if it is still that process) and remove the file; with
+    ``ports``, return only once they are closed (bounded)."""
     pid = read_pid(pidfile)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return "not running"
-    outcome = terminate(pid, timeout=timeout, kill=kill, marker=read_marker(pidfile))
+    outcome = terminate(pid, timeout=timeout, kill=kill, marker=read_marker(pidfile), ports=ports)
     pidfile.unlink(missing_ok=True)
     return "not running" if outcome == "gone" else f"{outcome} (pid {pid})"
