@@ -40,6 +40,7 @@ async def overview(connection: AsyncConnection, page: Page) -> dict[str, Any]:
         "not_evaluable": sum(1 for p in people if p.evaluable is False),
         "open_alerts": [(severity, counts.get(severity, 0)) for severity in SEVERITIES],
         "clocks": clocks,
+        "breaches": await reads.breaches(connection, plan.study_id),
         "currency": await reads.data_currency(connection, plan.study_id),
         "pause": pause_status(await reads.pauses(connection, plan.study_id)),
         "signals": await reads.signals_after(connection, plan.study_id, 0, RECENT_SIGNALS),

@@ -54,6 +54,11 @@ SIGNALS_AFTER = text("""
 SELECT seq, payload FROM safety_rules.signal WHERE study_id = :study AND seq > :after ORDER BY seq DESC LIMIT :limit
 """)
 
+BREACHES = text("""
+SELECT payload FROM safety_rules.signal WHERE study_id = :study AND rule_id = 'CLOCK-BREACH' AND status = 'RAISED'
+ORDER BY seq DESC LIMIT :limit
+""")
+
 SUBJECT_EVENTS = text("""
 SELECT kind, (payload->>'occurred_at')::timestamptz AS occurred, payload FROM ingest.canonical_event
 WHERE study_id = :study AND subject_id = :subject AND kind IN ('lab.result', 'adverse.event', 'injection.site', 'dose')
@@ -128,6 +133,11 @@ def clocks_of(state: dict[str, Any] | None) -> list[Clock]:
         for c in (state or {}).get("clocks", [])
     ]
     return sorted(clocks, key=lambda clock: clock.due_at)
+
+
+async def breaches(connection: AsyncConnection, study: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Clocks that passed their due time without a submission (CLOCK-BREACH signals), newest first."""
+    return [row[0] for row in await connection.execute(BREACHES, {"study": study, "limit": limit})]
 
 
 async def data_currency(connection: AsyncConnection, study: str) -> list[dict[str, Any]]:
