@@ -56,7 +56,7 @@ async def halting(connection: AsyncConnection, page: Page) -> dict[str, Any]:
         if rule.bayesian is None:
             continue
         row = next(r for r in rows if r.rule_id == rule.rule_id)
-        curve = boundary_curve(rule, max(plan.planned_participants, row.n))
+        curve = boundary_curve(rule, plan.planned_participants)
         svg = boundary_plot(
             f"{rule.rule_id}: boundary b_n over n (stop when x >= b_n)",
             [(point.n, point.boundary) for point in curve],

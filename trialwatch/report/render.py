@@ -89,7 +89,7 @@ def _body_values(
     plots = []
     for rule in (r for r in plan.halting if r.bayesian is not None):
         row = next(r for r in halting_rows if r.rule_id == rule.rule_id)
-        curve = boundary_curve(rule, max(plan.planned_participants, row.n))
+        curve = boundary_curve(rule, plan.planned_participants)
         svg = boundary_plot(
             f"{rule.rule_id}: b_n over n", [(p.n, p.boundary) for p in curve], (row.n, row.count) if row.n else None
         )

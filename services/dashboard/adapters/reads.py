@@ -29,11 +29,17 @@ SELECT subject_id,
   count(DISTINCT (occurred AT TIME ZONE 'UTC')::date)
     FILTER (WHERE kind = 'dose' AND payload->>'given' = 'false') AS doses_missed,
   max(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'WITHDRAWN') AS withdrawn_at,
-  max(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'COMPLETED') AS completed_at,
-  max(recorded_at) AS last_data_at
-FROM (SELECT *, (payload->>'occurred_at')::timestamptz AS occurred FROM ingest.canonical_event
-      WHERE study_id = :study AND subject_id IS NOT NULL AND recorded_at <= :cut) AS e
-GROUP BY subject_id ORDER BY subject_id
+  max(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'COMPLETED') AS completed_at
+FROM (SELECT subject_id, kind, payload, (payload->>'occurred_at')::timestamptz AS occurred
+      FROM ingest.canonical_event
+      WHERE study_id = :study AND kind IN ('dose', 'disposition') AND subject_id IS NOT NULL
+        AND recorded_at <= :cut) AS e
+GROUP BY subject_id
+""")
+
+LAST_DATA = text("""
+SELECT subject_id, max(recorded_at) FROM ingest.canonical_event
+WHERE study_id = :study AND subject_id IS NOT NULL AND recorded_at <= :cut GROUP BY subject_id
 """)
 
 OPEN_ALERTS = text("""
@@ -103,8 +109,21 @@ class Clock:
 
 
 async def participants(connection: AsyncConnection, study: str, cut: datetime) -> list[ParticipantFacts]:
-    rows = (await connection.execute(PARTICIPANTS, {"study": study, "cut": cut})).all()
-    return [ParticipantFacts(*row) for row in rows]
+    """Everyone with data up to ``cut``: exposure from doses and dispositions, currency from any event."""
+    params = {"study": study, "cut": cut}
+    last = {str(subject): at for subject, at in await connection.execute(LAST_DATA, params)}
+    found = {str(row[0]): row for row in await connection.execute(PARTICIPANTS, params)}
+    facts = []
+    for subject in sorted(last):
+        row = found.get(subject)
+        if row is None:
+            facts.append(ParticipantFacts(subject, None, None, 0, 0, None, None, last[subject]))
+            continue
+        _, enrolled, first_dose, given, missed, withdrawn, completed = row
+        facts.append(
+            ParticipantFacts(subject, enrolled, first_dose, given, missed, withdrawn, completed, last[subject])
+        )
+    return facts
 
 
 async def open_alerts(connection: AsyncConnection, study: str) -> dict[str, int]:
