@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from bench.dashboard.synthetic import load
@@ -91,14 +94,42 @@ def signed_in(base: str) -> httpx.Client:
     return client
 
 
-def server_ms(client: httpx.Client, path: str, repeat: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of processes (the dashboard and its PostgreSQL backends), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def backend_pids(url: str) -> list[int]:
+    """PostgreSQL backends serving the dashboard (application_name set by its engine)."""
+
+    async def query() -> list[int]:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            sql = "SELECT pid FROM pg_stat_activity WHERE application_name = 'trialwatch-dashboard'"
+            return [int(row["pid"]) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())
+
+
+def server_ms(client: httpx.Client, path: str, repeat: int, pids: Callable[[], list[int]]) -> dict[str, float]:
     client.get(path)  # warm-up: templates compiled, connections pooled
+    watched = pids()
+    cpu_before = cpu_seconds(watched)
     times = []
     for _ in range(repeat):
         response = client.get(path)
         response.raise_for_status()
         times.append(float(response.headers["server-timing"].split("dur=")[1]))
-    return {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
+    cpu_ms = (cpu_seconds(watched) - cpu_before) * 1000 / repeat
+    return {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1), "cpu_ms": round(cpu_ms, 1)}
 
 
 def measure(participants: int, days: int, repeat: int) -> dict[str, Any]:
@@ -112,6 +143,12 @@ def measure(participants: int, days: int, repeat: int) -> dict[str, Any]:
         port = free_port()
         process = start_dashboard(url, port, REPO_ROOT / "out" / f"bench-dashboard-{participants}.log")
         client = signed_in(f"http://127.0.0.1:{port}")
+        assert process is not None
+        dashboard_pid = process.pid
+
+        def pids() -> list[int]:
+            return [dashboard_pid, *backend_pids(url)]
+
         try:
             cpu_before = time.process_time()
             figures = {
@@ -119,10 +156,10 @@ def measure(participants: int, days: int, repeat: int) -> dict[str, Any]:
                 "days": days,
                 "canonical_events": events,
                 "load_seconds": load_seconds,
-                "overview": server_ms(client, "/", repeat),
-                "timeline": server_ms(client, "/participants/SYN-0003", repeat),
-                "halting": server_ms(client, "/halting", repeat),
-                "endpoint": server_ms(client, "/endpoint", repeat),
+                "overview": server_ms(client, "/", repeat, pids),
+                "timeline": server_ms(client, "/participants/SYN-0003", repeat, pids),
+                "halting": server_ms(client, "/halting", repeat, pids),
+                "endpoint": server_ms(client, "/endpoint", repeat, pids),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }
             figures["client_cpu_s"] = round(time.process_time() - cpu_before, 2)

@@ -168,6 +168,16 @@ def _pages(app: FastAPI, web: Web, signed_in: Any) -> None:
             values = await views.endpoint(connection, web.page())
         return web.render(request, "endpoint.html", session, **values)
 
+    @app.get("/admin", response_class=HTMLResponse)
+    async def admin(request: Request, session: signed_in) -> HTMLResponse:
+        """Operations for admins: data currency and the quarantine of rejected records."""
+        if "admin" not in session.roles:
+            raise HTTPException(403, "the admin page needs the admin role")
+        async with engine.connect() as connection:
+            currency = await reads.data_currency(connection, web.context.plan.study_id)
+            rejected = await reads.quarantine(connection)
+        return web.render(request, "admin.html", session, currency=currency, rejected=rejected)
+
     @app.get("/signals/feed")
     async def signal_feed(request: Request, after: int = 0) -> JSONResponse:
         if web.context.codec.open(request.cookies.get(SESSION_COOKIE)) is None:

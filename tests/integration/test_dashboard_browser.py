@@ -218,6 +218,12 @@ async def test_only_health_and_metrics_answer_without_a_session(stack: tuple[Pip
         assert no_csrf.status_code == 403
         wrong = await signed_in_client_status(client, dashboard, "not-a-token")
         assert wrong == "/signin?error=unknown&next=/"
+        assert await signed_in_client_status(client, dashboard, dashboard.token("dmc_member")) == "/"
+        assert (await client.get("/")).status_code == 200
+        assert (await client.get("/admin")).status_code == 403  # admin manages, a DMC member reads
+        client.cookies.clear()
+        assert await signed_in_client_status(client, dashboard, dashboard.token("admin")) == "/"
+        assert "Quarantine" in (await client.get("/admin")).text
 
 
 async def signed_in_client_status(client: httpx.AsyncClient, dashboard: DashboardProcess, token: str) -> str:

@@ -94,6 +94,10 @@ SELECT alert_id, signal_id, subject_id, rule_id, severity, state, created_at, ac
 FROM notifier.alert WHERE alert_id = :alert
 """)
 
+QUARANTINE = text("""
+SELECT id, received_at, channel, format, source, error FROM ingest.quarantine ORDER BY id DESC LIMIT :limit
+""")
+
 AUDIT = text("""
 SELECT id, recorded_at, actor, action, detail FROM notifier.audit_log WHERE alert_id = :alert ORDER BY id
 """)
@@ -270,3 +274,8 @@ async def alert(connection: AsyncConnection, alert_id: str) -> tuple[dict[str, A
         return None, []
     history = [dict(entry._mapping) for entry in await connection.execute(AUDIT, {"alert": alert_id})]
     return dict(row._mapping), history
+
+
+async def quarantine(connection: AsyncConnection, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest rejected records (identifiers already blanked by ingest), for the admin."""
+    return [dict(row._mapping) for row in await connection.execute(QUARANTINE, {"limit": limit})]

@@ -52,7 +52,7 @@ def phase_of(facts: ParticipantFacts, plan: MonitoringPlan, now: datetime) -> tu
         return "treatment", day
     if day <= plan.treatment_days + plan.follow_up_days:
         return "follow-up", day
-    return "completed", day
+    return "after follow-up", day  # "completed" only with a COMPLETED disposition
 
 
 def evaluability(facts: ParticipantFacts, plan: MonitoringPlan) -> tuple[str, bool | None]:
