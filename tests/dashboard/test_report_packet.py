@@ -17,6 +17,7 @@ from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.report.evaluation import evaluate
 from trialwatch.report.render import render_packet
 from trialwatch.report.snapshot import Snapshot, group_records, input_hash
+from trialwatch.report.tables import shift_table
 
 CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 CUT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -91,3 +92,13 @@ def test_the_packet_is_self_contained(through_16: tuple[str, str, list[dict[str,
 def test_dates_in_the_packet_are_utc_with_z(through_16: tuple[str, str, list[dict[str, object]]]) -> None:
     html, _, _ = through_16
     assert '<td id="cut">2026-12-01T00:00:00Z</td>' in html
+
+
+def test_neutrophil_shift_table_of_the_corpus_matches_the_hand_count() -> None:
+    # Baselines (2026-01-08, before the 2026-01-12 first doses) are all >= 3.1 with LLN 1.8: G0. Worst after
+    # (CTCAE v5.0, SAFETY_RULES §1, §6): AD-001 1.6 < LLN -> G1; AD-002 1.2 -> G2; AD-003 0.8 and AD-006 0.735
+    # -> G3; AD-004 "<0.5" -> G4; AD-005 (1.7 without limits is undetermined, 2.4 -> G0) and AD-007 4.4 -> G0.
+    # AD-008 has no first dose, so no post-baseline value.
+    config = select_study(None, {})
+    table = shift_table(config, evaluate(config, corpus_snapshot("16-~")), "NEUT")
+    assert table.counts == {("G0", "G0"): 2, ("G0", "G1"): 1, ("G0", "G2"): 1, ("G0", "G3"): 2, ("G0", "G4"): 1}
