@@ -1,23 +1,29 @@
-"""Rig for tests/integration/test_dashboard*.py: the dashboard as a real ``python -m services.dashboard``
-subprocess beside the pipeline (ingest, safety_rules, notifier) of tests/integration/faults.py, on the
-test stack; Debian's Chromium for the browser. Importable from tests/integration only."""
+"""Rig for tests/integration/test_dashboard*.py: the pipeline of tests/integration/faults.py (ingest,
+safety_rules, notifier as real subprocesses on the test stack), the dashboard as a real
+``python -m services.dashboard`` beside it, fed with `trialwatch send`; Debian's Chromium for the browser.
+Importable from tests/integration only."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
-from faults import Pipeline, PipelineError
+import pytest
+import pytest_asyncio
+from faults import Pipeline, Probe
+from harness import ServiceProcess
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.notifier.adapters.auth import dev_token
 from services.notifier.domain.model import Role
-from trialwatch.devstack import apt, procs
+from shared.settings import KafkaSettings
+from trialwatch.devstack import apt
+from trialwatch.devstack.kafka_admin import ClusterInfo
 from trialwatch.devstack.paths import REPO_ROOT
+from trialwatch.devstack.settings import PgTarget, Settings
 
 ARTIFACTS = REPO_ROOT / "out" / "test-artifacts" / "dashboard"
+CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -26,7 +32,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STARTUP_SECONDS = 90.0
 
 
 def chromium() -> str:
@@ -35,46 +40,54 @@ def chromium() -> str:
     return apt.ensure_command("chromium", ["chromium"])
 
 
-class DashboardProcess:
-    def __init__(self, pipeline: Pipeline, log_dir: Path, poll_seconds: float = 1.0) -> None:
-        self.pipeline = pipeline
-        self.env = {**pipeline.env, "TRIALWATCH_DASHBOARD_POLL_SECONDS": str(poll_seconds)}
-        self.port = int(pipeline.cfg.env["TRIALWATCH_DASHBOARD_PORT"])
-        self.log_path = log_dir / "dashboard.log"
-        self.process: subprocess.Popen[bytes] | None = None
+class DashboardProcess(ServiceProcess):
+    """`python -m services.dashboard` on the test stack's env file, polling for signals every second."""
 
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def __init__(self, pipeline: Pipeline, log_dir: Path) -> None:
+        super().__init__("dashboard", pipeline.cfg, log_dir, {"TRIALWATCH_DASHBOARD_POLL_SECONDS": "1"})
+
+    @property
+    def port(self) -> int:
+        return int(self.cfg.env["TRIALWATCH_DASHBOARD_PORT"])
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def token(self, role: Role) -> str:
-        return dev_token(self.pipeline.cfg.env["TRIALWATCH_TOKEN"], role)
+        return dev_token(self.cfg.env["TRIALWATCH_TOKEN"], role)
 
-    def start(self) -> None:
-        if procs.port_open("127.0.0.1", self.port):
-            raise PipelineError(f"port {self.port} of the dashboard is taken: stop what runs there first")
-        with self.log_path.open("ab") as log:
-            argv = [sys.executable, "-m", "services.dashboard"]
-            self.process = subprocess.Popen(argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PipelineError(f"dashboard exited during startup:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(self.url("/healthz"), timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise PipelineError(f"dashboard not healthy after {STARTUP_SECONDS:.0f}s:\n{self.log()[-3000:]}")
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+@pytest.fixture(scope="module")
+def pipeline(
+    stack_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    cluster_info: ClusterInfo,
+    postgres_ready: PgTarget,
+) -> Iterator[Pipeline]:
+    processes = Pipeline(stack_settings, tmp_path_factory.mktemp("dashboard-pipeline"))
+    processes.migrate()
+    try:
+        yield processes
+    finally:
+        processes.stop()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
+    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
+    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
+    await engine.dispose()
+
+
+async def fresh_pipeline(pipeline: Pipeline, probe: Probe) -> None:
+    """An empty pipeline (topics emptied, tables truncated), running."""
+    pipeline.stop()
+    await probe.reset()
+    pipeline.start()
+
+
+async def send(pipeline: Pipeline, *files: Path) -> None:
+    """`trialwatch send` as an operator runs it; the corpus has malformed records on purpose (exit 65)."""
+    process = await pipeline.cli_background("send", *map(str, files))
+    _, stderr = await process.communicate()
+    assert process.returncode in (0, 65), stderr.decode()[-3000:] + pipeline.logs()

@@ -14,27 +14,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from dashboard.live_rig import ARTIFACTS, CHROMIUM_FLAGS, DashboardProcess, chromium
+from dashboard.live_rig import (
+    ARTIFACTS,
+    CHROMIUM_FLAGS,
+    CORPUS,
+    DashboardProcess,
+    chromium,
+    fresh_pipeline,
+    pipeline,
+    probe,
+    send,
+)
 from faults import Pipeline, Probe
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.notifier.domain.model import Role
-from shared.settings import KafkaSettings
-from trialwatch.devstack.kafka_admin import ClusterInfo
-from trialwatch.devstack.paths import REPO_ROOT
-from trialwatch.devstack.settings import PgTarget, Settings
 
 pytestmark = pytest.mark.integration
+__all__ = ["pipeline", "probe"]  # fixtures of dashboard.live_rig, used here by name
 
-CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 BEFORE_H_SI = sorted(CORPUS.glob("[0-1][0-5]-*"))  # 01..15: one serious infection on treatment so far
 H_SI_TRIGGER = CORPUS / "16-skin-infection-batch-bundle.json"  # the 2nd participant: H-SI fires
 SIGNAL_WAIT_MS = 120_000
@@ -42,28 +46,13 @@ ALERT_WAIT_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
-def stack(
-    stack_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-    cluster_info: ClusterInfo,
-    postgres_ready: PgTarget,
-) -> Iterator[tuple[Pipeline, DashboardProcess]]:
-    log_dir = tmp_path_factory.mktemp("dashboard-browser")
-    pipeline = Pipeline(stack_settings, log_dir)
-    pipeline.migrate()
-    dashboard = DashboardProcess(pipeline, log_dir)
+def dashboard(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardProcess]:
+    process = DashboardProcess(pipeline, tmp_path_factory.mktemp("dashboard"))
     try:
-        yield pipeline, dashboard
+        yield process
     finally:
-        dashboard.stop()
-        pipeline.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
-    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
-    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
-    await engine.dispose()
+        if process.running():
+            process.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -73,12 +62,6 @@ async def browser() -> AsyncIterator[Browser]:
         launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         yield launched
         await launched.close()
-
-
-async def send(pipeline: Pipeline, *files: Path) -> None:
-    process = await pipeline.cli_background("send", *map(str, files))
-    _, stderr = await process.communicate()
-    assert process.returncode in (0, 65), stderr.decode()[-3000:] + pipeline.logs()
 
 
 async def sign_in(page: Page, dashboard: DashboardProcess, role: Role) -> None:
@@ -126,13 +109,11 @@ async def open_alert_of_rule(probe: Probe, rule_id: str) -> str:
 
 
 async def test_dashboard_in_a_browser_shows_h_si_live_and_acknowledges_by_role(
-    stack: tuple[Pipeline, DashboardProcess], probe: Probe, browser: Browser
+    pipeline: Pipeline, dashboard: DashboardProcess, probe: Probe, browser: Browser
 ) -> None:
-    pipeline, dashboard = stack
-    pipeline.stop()
-    dashboard.stop()
-    await probe.reset()
-    pipeline.start()
+    if dashboard.running():
+        dashboard.stop()
+    await fresh_pipeline(pipeline, probe)
     dashboard.start()
     await send(pipeline, *BEFORE_H_SI)
 
@@ -196,10 +177,8 @@ async def test_dashboard_in_a_browser_shows_h_si_live_and_acknowledges_by_role(
     await expect(page.locator("table.history tr.action-alert\\.acknowledged")).to_contain_text("dev-safety_officer")
 
 
-async def test_only_health_and_metrics_answer_without_a_session(stack: tuple[Pipeline, DashboardProcess]) -> None:
-    pipeline, dashboard = stack
-    if dashboard.process is None or dashboard.process.poll() is not None:
-        pipeline.start()
+async def test_only_health_and_metrics_answer_without_a_session(dashboard: DashboardProcess) -> None:
+    if not dashboard.running():
         dashboard.start()
     async with httpx.AsyncClient(base_url=dashboard.url(""), follow_redirects=False) as client:
         assert (await client.get("/healthz")).status_code == 200

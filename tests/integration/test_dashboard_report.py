@@ -8,56 +8,22 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
+from dashboard.live_rig import CORPUS, fresh_pipeline, pipeline, probe, send
 from faults import Pipeline, Probe
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.events import utc_iso
-from shared.settings import KafkaSettings
-from trialwatch.devstack.kafka_admin import ClusterInfo
-from trialwatch.devstack.paths import REPO_ROOT
-from trialwatch.devstack.settings import PgTarget, Settings
 
 pytestmark = pytest.mark.integration
+__all__ = ["pipeline", "probe"]  # fixtures of dashboard.live_rig, used here by name
 
-CORPUS = REPO_ROOT / "tests" / "fixtures" / "corpus"
 UP_TO_H_SI = sorted(CORPUS.glob("[0-1][0-6]-*"))
 LATER = [CORPUS / "17-injection-site-isr.ndjson", CORPUS / "18-regulatory-submissions-reg.ndjson"]
 WAIT_SECONDS = 120.0
-
-
-@pytest.fixture(scope="module")
-def pipeline(
-    stack_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-    cluster_info: ClusterInfo,
-    postgres_ready: PgTarget,
-) -> Iterator[Pipeline]:
-    processes = Pipeline(stack_settings, tmp_path_factory.mktemp("dashboard-report"))
-    processes.migrate()
-    try:
-        yield processes
-    finally:
-        processes.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
-    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
-    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
-    await engine.dispose()
-
-
-async def send(pipeline: Pipeline, *files: Path) -> None:
-    process = await pipeline.cli_background("send", *map(str, files))
-    _, stderr = await process.communicate()
-    assert process.returncode in (0, 65), stderr.decode()[-3000:] + pipeline.logs()
 
 
 async def rows(probe: Probe, sql: str) -> list[Any]:
@@ -98,9 +64,7 @@ def content_hash(html: str) -> str:
 async def test_report_of_a_cut_is_stable_and_its_halting_table_is_the_engines(
     pipeline: Pipeline, probe: Probe, tmp_path: Path
 ) -> None:
-    pipeline.stop()
-    await probe.reset()
-    pipeline.start()
+    await fresh_pipeline(pipeline, probe)
     await send(pipeline, *UP_TO_H_SI)
     h_si = await settled_h_si(probe, pipeline)
     cut = utc_iso((await rows(probe, "SELECT max(received_at) FROM ingest.raw_input"))[0])
