@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "signals": ("trialwatch.signals", "print persisted signals as NDJSON"),
     "demo": ("trialwatch.demo", "run the demo against the running stack (make demo)"),
     "audit": ("trialwatch.audit", "verify the notifier's hash-chained audit trail (exit 1 on tampering)"),
+    "report": ("trialwatch.report.cli", "write the DSMB packet of a data cut as self-contained HTML"),
 }
 
 

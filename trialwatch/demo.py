@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from services.dashboard.signin_hint import signin_hint
 from trialwatch.devstack import envfile
 from trialwatch.smoke import run_smoke
 
@@ -25,4 +26,7 @@ def run(args: argparse.Namespace) -> int:
 def run_demo() -> int:
     """Run the smoke against the stack named by TRIALWATCH_STACK (default: the dev stack of `make up`)."""
     stack = os.environ.get("TRIALWATCH_STACK", "dev")
-    return run_smoke(envfile.load(stack))
+    env = envfile.load(stack)
+    code = run_smoke(env)
+    print(signin_hint(env))
+    return code

@@ -32,6 +32,7 @@ class Service:
     health_url: str
     module: str = ""  # importable entry point; if absent the service is skipped with a warning
     startup_timeout: float = 60.0
+    note: str = ""  # printed after "healthy"; may use env-file keys like argv
 
 
 def _module_service(name: str, module: str, port_var: str) -> Service:
@@ -65,7 +66,14 @@ SERVICES: list[Service] = [
         module="services.smtp_sink",
     ),
     _module_service("notifier", "services.notifier", "TRIALWATCH_NOTIFIER_PORT"),
-    _module_service("dashboard", "services.dashboard", "TRIALWATCH_DASHBOARD_PORT"),
+    Service(
+        name="dashboard",
+        argv=("{python}", "-m", "services.dashboard"),
+        health_url="http://127.0.0.1:{TRIALWATCH_DASHBOARD_PORT}/healthz",
+        module="services.dashboard",
+        note="open http://127.0.0.1:{TRIALWATCH_DASHBOARD_PORT}/ and sign in with a token: "
+        "python -m services.notifier.adapters.auth prints one per role (TRIALWATCH_TOKEN in the env file: admin)",
+    ),
 ]
 
 
@@ -125,7 +133,8 @@ def start(cfg: Settings, svc: Service) -> str:
     pidfile = cfg.paths.pidfile(pidfile_name(svc))
     pid = procs.spawn(argv, cfg.paths.log(svc.name), pidfile, service_env(cfg), cwd=REPO_ROOT)
     wait_healthy(cfg, svc, pid)
-    return f"healthy (pid {pid}) {_fill(svc.health_url, cfg)}"
+    note = f"; {_fill(svc.note, cfg)}" if svc.note else ""
+    return f"healthy (pid {pid}) {_fill(svc.health_url, cfg)}{note}"
 
 
 def stop_all(cfg: Settings, timeout: float = 15.0) -> list[tuple[str, str]]:

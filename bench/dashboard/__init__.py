@@ -1,0 +1,1 @@
+"""Dashboard server-time benchmark (issue #7): `python -m bench.dashboard`."""
