@@ -5,6 +5,9 @@ Every batch sent is kept in --sent-dir (numbered in send order: `trialwatch repl
 signals, CLOCK-BREACH aside); the summary is printed and written to --summary. Exit 0 when the run completed
 (rejections included: a malformed message is part of some scenarios), 1 when the stack did not keep up, 2 on
 usage errors.
+
+The summary covers the whole stack: for a summary of this run alone start from an empty stack (`make demo`
+does; `make reset` then `make up` gives one). Run twice on one stack, a scenario sends only duplicates.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class SafetyOfficer:
         self.pending: dict[str, Submission] = {}
         self.submitted: list[tuple[Submission, dict[str, Any]]] = []
         self._polling = asyncio.Lock()
+        self.before: set[str] = set()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -72,10 +73,19 @@ class SafetyOfficer:
             await self._poll()
 
     async def _poll(self) -> None:
+        for alert in reversed(await self._alerts()):  # oldest first
+            if alert["alert_id"] not in self.before:
+                await self._look_at(alert)
+
+    async def _alerts(self) -> list[dict[str, Any]]:
         response = await self.client.get("/alerts", params={"study_id": self.study_id, "limit": 1000})
         response.raise_for_status()
-        for alert in reversed(response.json()):  # oldest first
-            await self._look_at(alert)
+        alerts: list[dict[str, Any]] = response.json()
+        return alerts
+
+    async def start(self) -> None:
+        """Alerts from before the run (a stack that was not fresh) are not this officer's business."""
+        self.before = {alert["alert_id"] for alert in await self._alerts()}
 
     async def _look_at(self, alert: dict[str, Any]) -> None:
         alert_id = alert["alert_id"]
@@ -121,11 +131,15 @@ class SafetyOfficer:
     def due(self, data_time: datetime) -> list[Submission]:
         return sorted((item for item in self.pending.values() if item.at <= data_time), key=lambda item: item.at)
 
-    async def submit(self, submission: Submission) -> dict[str, Any]:
-        """Records the report; returns the REG record the notifier published (it stops the engine's clock)."""
+    async def submit(self, submission: Submission) -> dict[str, Any] | None:
+        """Records the report; returns the REG record the notifier published (it stops the engine's clock),
+        None when the notifier had it already."""
         self.pending.pop(submission.signal_id, None)
         body = {"submitted_at": submission.at.isoformat()}
         answer = await self.client.post(f"/clocks/{submission.signal_id}/submitted", json=body)
+        if answer.status_code == httpx.codes.CONFLICT:  # recorded before (a scenario run twice on one stack)
+            self.notify("officer", f"{submission.clock} report for {submission.subject_id}: {answer.json()['detail']}")
+            return None
         answer.raise_for_status()
         record: dict[str, Any] = answer.json()["published"]
         self.submitted.append((submission, record))

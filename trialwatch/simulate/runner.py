@@ -77,6 +77,7 @@ class Run:
     async def run(self, escalation_wait: float) -> RunResult:
         transmissions = build(self.scenario)
         started = time.monotonic()
+        await self.officer.start()
         poller = asyncio.create_task(self._poll_officer())
         try:
             await self._send_all(transmissions, started)
@@ -119,6 +120,8 @@ class Run:
 
     async def _submit(self, submission: Submission) -> None:
         record = await self.officer.submit(submission)
+        if record is None:
+            return
         # Published by the notifier, not sent by us: kept in the sent directory so replay sees it too. It
         # travels through Kafka to ingest: the run waits for it, so it stops its clock before the data clock
         # passes due_at (the simulation must not outrun the officer).
