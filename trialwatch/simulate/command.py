@@ -82,13 +82,17 @@ def describe(console: Console, scenario: Scenario, speed: float) -> None:
     )
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def report(console: Console, result: RunResult, summary: dict[str, Any], path: Path) -> None:
     print_summary(summary, console)
     write_summary(summary, path)
+    sent = shown(result.files[0].parent) if result.files else "-"
     console.print(
         f"{result.transmissions} messages in {len(result.files)} files ({result.seconds:.0f}s, drained in "
-        f"{result.drain_seconds:.1f}s); sent files: {result.files[0].parent if result.files else '-'}; "
-        f"summary: {path}"
+        f"{result.drain_seconds:.1f}s); sent files: {sent}/; summary: {shown(path)}"
     )
 
 

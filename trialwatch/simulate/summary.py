@@ -109,6 +109,23 @@ def write_summary(summary: dict[str, Any], path: Path) -> None:
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
+    console.print(signals_table(summary))
+    console.print(alerts_table(summary))
+    urgent = [s for s in summary["signals"] if s["severity"] in ("URGENT", "HALT")]
+    mailed = {
+        row["signal_id"]
+        for row in summary["alerts"]
+        if row["channel"] == "email" and row["message_id"] and row["status"] in ("DELIVERED", "ACKNOWLEDGED")
+    }
+    console.print(
+        f"URGENT and HALT signals with an e-mail delivered to the sink: "
+        f"{sum(1 for s in urgent if s['signal_id'] in mailed)} of {len(urgent)}"
+    )
+    console.print(halting_table(summary))
+    console.print(f"Rejected records (quarantined with a reason): {summary['rejected_records']}")
+
+
+def signals_table(summary: dict[str, Any]) -> Table:
     signals = Table(title="Signals by rule", title_justify="left")
     for column in ("rule", "severity", "raised", "retracted", "participants"):
         signals.add_column(column)
@@ -121,9 +138,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         signals.add_row(
             rule, items[0]["severity"], str(status["RAISED"]), str(status["RETRACTED"]), ", ".join(subjects) or "study"
         )
-    console.print(signals)
+    return signals
+
+
+def alerts_table(summary: dict[str, Any]) -> Table:
     alerts = Table(title="Alerts (one row per severity and channel)", title_justify="left")
-    for column in ("severity", "channel", "deliveries", "delivered", "acknowledged", "pending", "failed"):
+    for column in ("severity", "channel", "deliveries", "delivered", "acked", "pending", "failed"):
         alerts.add_column(column)
     groups: dict[tuple[str, str], Counter[str]] = {}
     for row in summary["alerts"]:
@@ -139,32 +159,24 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             str(status["PENDING"]),
             str(status["FAILED"]),
         )
-    console.print(alerts)
-    urgent = [s for s in summary["signals"] if s["severity"] in ("URGENT", "HALT")]
-    mailed = {
-        row["signal_id"]
-        for row in summary["alerts"]
-        if row["channel"] == "email" and row["message_id"] and row["status"] in ("DELIVERED", "ACKNOWLEDGED")
-    }
-    console.print(
-        f"URGENT and HALT signals with an e-mail delivered to the sink: "
-        f"{sum(1 for s in urgent if s['signal_id'] in mailed)} of {len(urgent)}"
-    )
+    return alerts
+
+
+def halting_table(summary: dict[str, Any]) -> Table:
     halting = Table(title="Halting rules (SAFETY_RULES §4)", title_justify="left")
     for column in ("rule", "count", "boundary", "posterior", "status"):
         halting.add_column(column)
+    fired = {signal["rule_id"] for signal in summary["signals"] if signal["rule_id"] in HALTING_RULES}
     for row in summary["halting"]:
+        state = "not reached"
+        if row["latched"]:
+            state = "[red]REACHED: study paused[/]"
+        elif row["rule_id"] in fired:
+            state = "reached, then resumed by the DSMB"
         posterior = "" if row["posterior"] is None else f"{row['posterior']:.3f}"
         boundary = "" if row["boundary"] is None else str(row["boundary"])
-        halting.add_row(
-            row["rule_id"],
-            str(row["count"]),
-            boundary,
-            posterior,
-            "[red]LATCHED (study paused)[/]" if row["latched"] else "not latched",
-        )
-    console.print(halting)
-    console.print(f"Rejected records (quarantined with a reason): {summary['rejected_records']}")
+        halting.add_row(row["rule_id"], str(row["count"]), boundary, posterior, state)
+    return halting
 
 
 def _write_mail(rows: list[Any], directory: Path) -> list[tuple[str, str]]:
