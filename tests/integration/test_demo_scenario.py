@@ -161,7 +161,8 @@ async def test_every_urgent_and_halt_signal_has_a_delivered_e_mail_stored_by_the
         r for r in summary["alerts"] if r["channel"] == "email" and r["status"] in ("DELIVERED", "ACKNOWLEDGED")
     ]
     urgent = {s["signal_id"] for s in summary["signals"] if s["severity"] in ("URGENT", "HALT")}
-    assert urgent <= {row["signal_id"] for row in delivered}
+    missing = urgent - {row["signal_id"] for row in delivered}
+    assert not missing, [(s["rule_id"], s["status"]) for s in summary["signals"] if s["signal_id"] in missing]
     engine = create_engine(DatabaseSettings.from_mapping(stack_settings.env), application_name="test-demo")
     try:
         for row in delivered:

@@ -47,7 +47,11 @@ def lab_correction(planner: Planner, people: People, episode: Episode) -> list[T
         control_id=original.control_id + "-C1",
         sent_at=original.sent_at + timedelta(days=episode["corrected_after_days"], hours=-2),
     )
-    return [planner.lab(person, visit, corrected, f"{test} corrected {episode['reported']} → {episode['corrected']}")]
+    what = f"{test} corrected {episode['reported']} → {episode['corrected']}"
+    # The lab finds its error after the alarming value was phoned through: the correction follows the alert
+    # about the reported result (whichever OBX of the visit's message it was).
+    reported = tuple(f"HL7:{original.facility}:{original.control_id}:{n}" for n in range(1, len(planner.tests) + 1))
+    return [dataclasses.replace(planner.lab(person, visit, corrected, what), after_alerts=reported)]
 
 
 def malformed_lab(planner: Planner, people: People, episode: Episode) -> list[Transmission]:

@@ -15,6 +15,12 @@ from shared.messaging.topics import EVENTS
 POLL_SECONDS = 0.1
 
 SIGNALS_CITING = "SELECT count(*) FROM safety_rules.signal WHERE CAST(payload AS jsonb) -> 'evidence' ?| :keys"
+UNSENT_ALERTS = """
+SELECT count(*) FILTER (WHERE a.notified_at IS NULL AND a.routing ->> 'mode' = 'immediate') AS unsent,
+       count(s.signal_id) AS signals
+FROM safety_rules.signal s LEFT JOIN notifier.alert a ON a.signal_id = s.signal_id
+WHERE CAST(s.payload AS jsonb) -> 'evidence' ?| :keys
+"""
 UNALERTED = (
     "SELECT count(*) FROM safety_rules.signal s WHERE NOT EXISTS "
     "(SELECT 1 FROM notifier.alert a WHERE a.signal_id = s.signal_id)"
@@ -54,6 +60,17 @@ class PipelineProbe:
                 return
             await asyncio.sleep(POLL_SECONDS)
         raise PipelineTimeoutError(f"no alert for the signals citing {', '.join(evidence)} within {seconds:.0f}s")
+
+    async def sent(self, evidence: Sequence[str], seconds: float) -> None:
+        """Waits until signals citing ``evidence`` exist, each with its alert, and the immediate ones went out."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(text(UNSENT_ALERTS), {"keys": list(evidence)})).one()
+            if row.signals and not row.unsent and not await self.scalar(UNALERTED):
+                return
+            await asyncio.sleep(POLL_SECONDS)
+        raise PipelineTimeoutError(f"the alerts about {', '.join(evidence)} did not go out within {seconds:.0f}s")
 
     async def evaluated(self, source: str, seconds: float) -> None:
         """Waits until safety_rules has evaluated the record ``source`` (REC:STUDY:DOMAIN:RECID)."""

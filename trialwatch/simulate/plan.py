@@ -43,6 +43,7 @@ class Transmission:
     what: str
     evidence: tuple[str, ...] = ()
     serious: bool = False  # a serious AE: the run waits until its clocks have reached the safety officer
+    after_alerts: tuple[str, ...] = ()  # sent only once the alerts about these source keys have gone out
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,9 @@ class Run:
             if wait > 0:
                 await asyncio.sleep(wait)
             self.view.day(head.study_day, head.at)
+            for item in batch:
+                if item.after_alerts:
+                    await self.probe.sent(item.after_alerts, ALERT_SECONDS)
             for submission in self.officer.due(batch[-1].at):
                 await self._submit(submission)
             sent = self.sent.batch(batch)
