@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ ALERTS = "SELECT alert_id, signal_id, rule_id, severity, acknowledged_at FROM no
 STUDY_STATE = "SELECT state FROM safety_rules.study_state WHERE study_id = :study"
 
 
-def _iso(moment: Any) -> str | None:
-    return None if moment is None else moment.astimezone().isoformat().replace("+00:00", "Z")
+def _iso(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC with Z, as every time TrialWatch shows (INTERFACES §3)."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _rows(engine: AsyncEngine, sql: str, **params: object) -> list[Any]:
