@@ -42,8 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, metavar="X", help="study days per second (default: the scenario's)")
     parser.add_argument("--no-live-view", action="store_true", help="plain lines instead of the live view")
     parser.add_argument("--start-date", type=date.fromisoformat, metavar="YYYY-MM-DD", help="first enrolment")
-    parser.add_argument("--sent-dir", type=Path, default=OUT / "simulate" / "sent", metavar="DIR")
-    parser.add_argument("--summary", type=Path, default=OUT / "simulate-summary.json", metavar="FILE")
+    parser.add_argument(
+        "--sent-dir", type=Path, default=OUT / "simulate" / "sent", metavar="DIR", help="where every file sent is kept"
+    )
+    parser.add_argument(
+        "--summary", type=Path, default=OUT / "simulate-summary.json", metavar="FILE", help="summary JSON"
+    )
 
 
 def make_view(console: Console, scenario: Scenario, live: bool) -> View:
