@@ -28,8 +28,8 @@ reset: install
 status: install
 	@$(STACK) status
 
+# `make up` if needed, then the default scenario live, its summary and out/demo-summary.json (trialwatch/demo.py).
 demo: install
-	@$(STACK) up
 	@$(VENV)/bin/trialwatch demo
 
 # The whole suite against its own Kafka and PostgreSQL (separate ports and data from `make up`),

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("trialwatch.send", "send input files to the running stack (MLLP, HTTP or Kafka)"),
     "signals": ("trialwatch.signals", "print persisted signals as NDJSON"),
     "demo": ("trialwatch.demo", "run the demo against the running stack (make demo)"),
+    "simulate": ("trialwatch.simulate.command", "run a trial scenario against the running stack"),
     "audit": ("trialwatch.audit", "verify the notifier's hash-chained audit trail (exit 1 on tampering)"),
     "report": ("trialwatch.report.cli", "write the DSMB packet of a data cut as self-contained HTML"),
 }

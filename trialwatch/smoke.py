@@ -1,4 +1,5 @@
-"""The demo smoke check: one lab record through the running stack, shown hop by hop with timings.
+"""The pipeline smoke check (`make demo` before the trial simulator): one lab record through the running stack,
+shown hop by hop with timings.
 
 An LB record (ANC 0.8 x10^9/L, CTCAE grade 3) POSTed as NDJSON to ingest (HTTP) -> its RecordIngested
 on trialwatch.events.v1 -> processed by safety_rules (its processed_event row) -> a signal citing the
