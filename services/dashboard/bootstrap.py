@@ -13,7 +13,7 @@ from services.dashboard.adapters.sessions import SessionCodec
 from services.dashboard.app import create_app
 from services.dashboard.context import DashboardContext, DashboardMetrics
 from services.dashboard.settings import DashboardSettings
-from services.notifier.settings import OidcSettings
+from shared.auth import OidcSettings
 from shared.db import create_engine
 from shared.settings import ApiTokenSettings, DatabaseSettings
 

@@ -13,7 +13,7 @@ from services.dashboard.adapters.notifier_client import NotifierClient
 from services.dashboard.adapters.sessions import SessionCodec
 from services.dashboard.domain.plan import MonitoringPlan
 from services.dashboard.settings import DashboardSettings
-from services.notifier.adapters.auth import Authenticator
+from shared.auth import Authenticator
 
 
 class DashboardMetrics:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from services.notifier.adapters.auth import dev_token
+from shared.auth import dev_token
 
 DEFAULT_PORT = "8080"
 
@@ -25,6 +25,6 @@ def signin_hint(env: Mapping[str, str]) -> str:
         token = dev_token(operator, "safety_officer")
         return (
             f"dashboard: {url} - sign in as dev-safety_officer with token {token} "
-            "(every role: python -m services.notifier.adapters.auth; admin: TRIALWATCH_TOKEN in the env file)"
+            "(every role: python -m shared.auth; admin: TRIALWATCH_TOKEN in the env file)"
         )
     return f"dashboard: {url} - sign in with TRIALWATCH_TOKEN from the env file, a users-file token or an OIDC JWT"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.notifier.bootstrap import build
-from services.notifier.settings import NotifierSettings, OidcSettings, SmtpSettings
+from services.notifier.settings import NotifierSettings, SmtpSettings
+from shared.auth import OidcSettings
 from shared.logs import configure_logging
 from shared.messaging.service import serve
 from shared.settings import load_service_settings

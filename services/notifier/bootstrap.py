@@ -12,7 +12,6 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from services.notifier.actions import Actions
-from services.notifier.adapters.auth import Authenticator, OidcVerifier, static_tokens
 from services.notifier.adapters.channels import Sender
 from services.notifier.adapters.routing_file import load_routing
 from services.notifier.adapters.smtp import SmtpSender
@@ -29,7 +28,8 @@ from services.notifier.loops import Loop
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.scheduler import Scheduler
 from services.notifier.sender import DeliverySender, SendPolicy
-from services.notifier.settings import NotifierSettings, OidcSettings, SmtpSettings
+from services.notifier.settings import NotifierSettings, SmtpSettings
+from shared.auth import Authenticator, OidcSettings, OidcVerifier, static_tokens
 from shared.db import create_engine, create_session_factory
 from shared.messaging.broker import create_broker, kafka_publish
 from shared.messaging.dead_letter import DeadLetterMiddlewareFactory, DeadLetters

@@ -15,10 +15,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.notifier.actions import Actions, Actor, ConflictError, ForbiddenError, NotFoundError
 from services.notifier.adapters.alerts import AlertFilter, alert_detail, list_alerts
-from services.notifier.adapters.auth import Authenticator, AuthError
 from services.notifier.context import Context
 from services.notifier.domain.clocks import NotAClockError
 from services.notifier.domain.links import LinkError, verify_link
+from shared.auth import Authenticator, AuthError
 
 ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, status.HTTP_404_NOT_FOUND),

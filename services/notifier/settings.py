@@ -89,21 +89,6 @@ class SmtpSettings(SettingsFragment):
     message_id_domain: str = Field(default="trialwatch.local", validation_alias="TRIALWATCH_SMTP_MESSAGE_ID_DOMAIN")
 
 
-class OidcSettings(SettingsFragment):
-    """OIDC bearer JWTs (RS256), verified against a JWKS file or one PEM public key; roles from a claim."""
-
-    jwks_file: Path | None = Field(default=None, validation_alias="TRIALWATCH_OIDC_JWKS_FILE")
-    public_key_file: Path | None = Field(default=None, validation_alias="TRIALWATCH_OIDC_PUBLIC_KEY_FILE")
-    issuer: str | None = Field(default=None, validation_alias="TRIALWATCH_OIDC_ISSUER")
-    audience: str | None = Field(default=None, validation_alias="TRIALWATCH_OIDC_AUDIENCE")
-    roles_claim: str = Field(default="roles", validation_alias="TRIALWATCH_OIDC_ROLES_CLAIM")
-    user_claim: str = Field(default="sub", validation_alias="TRIALWATCH_OIDC_USER_CLAIM")
-
-    @property
-    def enabled(self) -> bool:
-        return self.jwks_file is not None or self.public_key_file is not None
-
-
 @dataclass(frozen=True)
 class NotifierTopics:
     signals: str

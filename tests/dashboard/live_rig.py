@@ -14,8 +14,8 @@ from faults import Pipeline, Probe
 from harness import ServiceProcess
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.notifier.adapters.auth import dev_token
 from services.notifier.domain.model import Role
+from shared.auth import dev_token
 from shared.settings import KafkaSettings
 from trialwatch.devstack import apt
 from trialwatch.devstack.kafka_admin import ClusterInfo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from services.dashboard.signin_hint import signin_hint
-from services.notifier.adapters.auth import Authenticator, static_tokens
+from shared.auth import Authenticator, static_tokens
 
 OPERATOR = "an-operator-token-of-some-length"
 

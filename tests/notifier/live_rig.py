@@ -30,9 +30,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from notifier.routing_docs import write_document
-from services.notifier.adapters.auth import dev_token
 from services.notifier.domain.model import Role
 from services.notifier.settings import NotifierTopics
+from shared.auth import dev_token
 from shared.events import RecordIngested, Signal
 from shared.messaging.broker import aiokafka_options
 from shared.settings import KafkaSettings

@@ -72,7 +72,7 @@ SERVICES: list[Service] = [
         health_url="http://127.0.0.1:{TRIALWATCH_DASHBOARD_PORT}/healthz",
         module="services.dashboard",
         note="open http://127.0.0.1:{TRIALWATCH_DASHBOARD_PORT}/ and sign in with a token: "
-        "python -m services.notifier.adapters.auth prints one per role (TRIALWATCH_TOKEN in the env file: admin)",
+        "python -m shared.auth prints one per role (TRIALWATCH_TOKEN in the env file: admin)",
     ),
 ]
 

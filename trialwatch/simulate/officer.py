@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from services.notifier.adapters.auth import dev_token
+from shared.auth import dev_token
 from trialwatch.simulate.scenario import duration
 
 TIMEOUT = 30.0

@@ -9,8 +9,7 @@ API with the user's own token, so the notifier's routing decides who may acknowl
 from __future__ import annotations
 
 from services.dashboard.settings import DashboardSettings
-from services.notifier.adapters.auth import Authenticator, AuthError, OidcVerifier, Principal, static_tokens
-from services.notifier.settings import OidcSettings
+from shared.auth import Authenticator, AuthError, OidcSettings, OidcVerifier, Principal, static_tokens
 from shared.settings import ApiTokenSettings
 
 __all__ = ["AuthError", "Principal", "build_authenticator"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
+from shared.auth.roles import ROLES, Role
 from shared.events.signal import Action, Severity, Signal, SignalStatus
 
-Role = Literal["safety_officer", "medical_monitor", "investigator", "dsmb_chair", "dmc_member", "sponsor_pv", "admin"]
-ROLES: tuple[Role, ...] = get_args(Role)
+__all__ = ["ROLES", "Role"]  # re-exported: the roles are shared with the dashboard (shared.auth)
+
 ChannelKind = Literal["email", "webhook"]
 #: How a severity is sent (SAFETY_RULES §1): stored only, grouped into a digest, or sent at once.
 Dispatch = Literal["store", "digest", "immediate"]

@@ -1,11 +1,11 @@
-"""Who is calling the notifier API: a static bearer token mapped to a user and roles, or an OIDC JWT.
+"""Who is calling the notifier API or the dashboard: a static bearer token mapped to a user and roles, or an OIDC JWT.
 
 Static tokens come from three places, all compared by their SHA-256 (a dict lookup, no timing to learn):
 - ``TRIALWATCH_TOKEN`` (the operator/CLI token of INTERFACES §5): user ``operator``, role ``admin``;
 - ``TRIALWATCH_USERS_FILE``: YAML ``users: [{user, roles, token_sha256}]`` (only hashes on disk);
 - development users, one per role (``dev-<role>``), on the dev and test stacks only: their tokens are
   derived from the env file's TRIALWATCH_TOKEN (``dev_token``), so nothing new is written to the env file
-  and ``python -m services.notifier.adapters.auth`` prints them.
+  and ``python -m shared.auth`` prints them.
 OIDC: an RS256 JWT verified against the configured JWKS file or PEM public key, issuer and audience;
 roles from a claim (a dotted path such as ``realm_access.roles``), unknown role names ignored.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,8 @@ from typing import Any, cast
 import jwt
 import yaml
 
-from services.notifier.domain.model import ROLES, Role
-from services.notifier.settings import OidcSettings
-from shared.settings import ApiTokenSettings
+from shared.auth.roles import ROLES, Role
+from shared.auth.settings import OidcSettings
 
 DEV_USER_CONTEXT = b"trialwatch/dev-user/"
 
@@ -122,14 +120,3 @@ class Authenticator:
         if self._oidc is not None and token.count(".") == 2:
             return self._oidc.verify(token)
         raise AuthError("unknown bearer token")
-
-
-def main() -> None:
-    """Prints the development users' tokens of the current env file (dev and test stacks only)."""
-    operator = ApiTokenSettings.load().token.get_secret_value()
-    for role in ROLES:
-        sys.stdout.write(f"dev-{role}\t{dev_token(operator, role)}\n")
-
-
-if __name__ == "__main__":
-    main()
