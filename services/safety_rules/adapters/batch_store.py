@@ -27,6 +27,8 @@ StudyJson = dict[str, Any]
 Key = tuple[str, str]
 #: The id of the transaction that wrote the row (PostgreSQL system column), as text.
 ROW_XMIN: ColumnClause[str] = literal_column("xmin::text", Text)
+#: Participants written per statement by `flush()`.
+FLUSH_CHUNK = 16
 
 
 class BatchStateStore:
@@ -143,23 +145,25 @@ class BatchStateStore:
             self._marked = []
 
     def _flush_participants(self) -> None:
-        saved = [(key, self._participants[key]) for key in sorted(self._dirty)]
-        rows = [{"study_id": k[0], "subject_id": k[1], "state": s.to_json()} for k, s in saved if s is not None]
+        """A few participants per statement: their JSON (a few times the size of the state) is built
+        for those only, which bounds the memory a flush takes whatever the batch's size."""
+        saved = [(key, state) for key in sorted(self._dirty) if (state := self._participants[key]) is not None]
         self._participants.clear()
         self._dirty.clear()
-        if not rows:
-            return
         row = tables.ParticipantState
         upsert = insert(row)
         bump = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
         statement = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=bump)
-        if self._cache is None:
-            self._connection.execute(statement, rows)
-            return
-        returning = statement.returning(row.study_id, row.subject_id, ROW_XMIN)
-        written = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
-        for key, state in saved:
-            if state is not None:
+        for start in range(0, len(saved), FLUSH_CHUNK):
+            chunk = saved[start : start + FLUSH_CHUNK]
+            rows = [{"study_id": key[0], "subject_id": key[1], "state": state.to_json()} for key, state in chunk]
+            if self._cache is None:
+                self._connection.execute(statement, rows)
+                continue
+            returning = statement.returning(row.study_id, row.subject_id, ROW_XMIN)
+            written = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
+            del rows
+            for key, state in chunk:
                 self._cache.put(key, written[key], state)
 
     def _flush_studies(self) -> None:
