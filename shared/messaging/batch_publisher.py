@@ -64,6 +64,8 @@ class KafkaBatchPublisher:
         results: list[PublishResult] = [EarlierRecordFailedError("not sent")] * len(messages)
         lanes = await self._lanes(producer, messages)
         await asyncio.gather(*(self._send_lane(producer, lane, messages, results) for lane in lanes))
+        if any(isinstance(result, Exception) for result in results):
+            await self.close()  # the next round starts a new producer: none stays in a failed state
         return results
 
     async def close(self) -> None:

@@ -571,8 +571,10 @@ async def test_after_a_failed_record_batch_nothing_later_of_its_partition_is_sen
     try:
         assert isinstance((await publisher.publish(messages[:1]))[0], Delivery)  # alone in its batch
         results = await publisher.publish(messages[1:])
+        [again] = await publisher.publish([Outgoing(topic, first, small, {"event_id": "next round"})])
     finally:
         await publisher.close()
+    assert isinstance(again, Delivery), "the round after a failure publishes (on a new producer)"
     assert [type(result).__name__ for result in results] == [
         "Delivery",
         "Delivery",
@@ -584,6 +586,7 @@ async def test_after_a_failed_record_batch_nothing_later_of_its_partition_is_sen
     found = await read_topic(kafka, topic, 2)
     assert sorted(dict(record.headers)["event_id"].decode() for record in found) == [
         "before",
+        "next round",
         "other-0",
         "other-1",
         "other-2",
