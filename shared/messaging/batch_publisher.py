@@ -11,6 +11,8 @@ and the partitions of a round are sent concurrently. So, per partition, the reco
 are always a prefix of those given; the relay marks the round's prefix before its first failure.
 
 Same client settings as the services' broker (`shared.messaging.broker`): idempotent producer, acks=all.
+After a round with a failure the producer is closed and the next round starts a new one, so that no
+producer stays in a failed state (an idempotent producer's sequence error is fatal to it).
 Keys are partitioned with aiokafka's default partitioner (Kafka's murmur2), the one the broker uses.
 """
 
