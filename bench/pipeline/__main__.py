@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.pipeline.feed import FeedResult, Item, ensure_stream, feed, items
 from bench.pipeline.observe import Observer
 from bench.pipeline.passthrough import passthrough
-from bench.pipeline.processes import Services
+from bench.pipeline.processes import Services, cpu_used
 from bench.pipeline.report import floors, machine, quantiles, summary
 from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import EVENTS
@@ -43,6 +43,7 @@ from trialwatch.devstack.settings import Settings, load_settings
 SEQUENTIAL_PASSTHROUGH_RECORDS = 5000
 SAMPLE_SECONDS = 0.5
 SUSTAINABLE_SHARE = 0.8
+CPU_FIGURES = ("ingest_records_per_cpu_s", "rules_records_per_cpu_s", "pipeline_records_per_cpu_s")
 
 
 def metric(exposition: str, name: str, label: str) -> float:
@@ -51,6 +52,19 @@ def metric(exposition: str, name: str, label: str) -> float:
         for line in exposition.splitlines()
         if line.startswith(name) and label in line and not line.startswith("#")
     )
+
+
+def cpu_rates(cpu: dict[str, float], accepted: int, processed: int) -> dict[str, Any]:
+    """Records per CPU second: ingest per record it accepted, safety_rules per record it processed, and
+    the whole pipeline (services, Kafka and PostgreSQL, notifier aside: it is not on the path to a
+    persisted signal) per record processed. On a shared machine the wall-clock rates measure the other
+    load as much as TrialWatch; these do not."""
+    path = sum(seconds for name, seconds in cpu.items() if name != "notifier")
+    return {
+        "ingest_records_per_cpu_s": round(accepted / cpu["ingest"], 1) if cpu.get("ingest") else None,
+        "rules_records_per_cpu_s": round(processed / cpu["safety_rules"], 1) if cpu.get("safety_rules") else None,
+        "pipeline_records_per_cpu_s": round(processed / path, 1) if path else None,
+    }
 
 
 def steady_rate(timeline: list[tuple[float, int]]) -> float:
@@ -112,9 +126,11 @@ async def run_once(
     services.start()
     stop = asyncio.Event()
     sampler = asyncio.create_task(services.sample_rss_every(0.5, stop))
+    cpu_before = services.cpu()
     try:
         fed, timeline, complete = await drive(services, observer, stream, rate=rate, lanes=lanes, limit=limit)
     finally:
+        cpu = cpu_used(cpu_before, services.cpu())
         stop.set()
         await sampler
     seconds = timeline[-1][0] - timeline[0][0] if timeline else 0.0
@@ -133,7 +149,10 @@ async def run_once(
         "steady_records_per_s": round(steady_rate(timeline), 1),
         "redeliveries_absorbed": metric(services.metrics("safety_rules"), "safety_rules_records", "duplicate"),
         "signals": await observer.scalar("SELECT count(*) FROM safety_rules.signal"),
+        "cpu_seconds": cpu,
+        "load_average_end": machine()["load_average"],
     }
+    figures.update(cpu_rates(cpu, fed.sent, processed))
     if rate:
         persisted, published = await observer.signal_latencies()
         figures["signal_latency_ms_persisted"] = quantiles(persisted)
@@ -208,6 +227,11 @@ def compose(
         "p99_ms_at_200": latency["p99"] if at_rate["complete"] else None,
         "rss_mb": {name: round(mb, 1) for name, mb in sorted(services.peak_rss.items())},
         "signals": flood["signals"],
+        "flood_cpu": {
+            key: flood[key]
+            for key in ("ingest_records_per_cpu_s", "rules_records_per_cpu_s", "pipeline_records_per_cpu_s")
+        }
+        | {"cpu_seconds": flood["cpu_seconds"]},
         "runs": runs,
         "passthrough": ceiling,
         "stream": {"records": measured["stream_records"], "seed": args.seed},

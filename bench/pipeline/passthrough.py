@@ -4,8 +4,9 @@ Same payloads (the RecordIngested messages the run put on trialwatch.events.v1, 
 the same partitioning), same client settings as `shared.messaging.broker` (idempotent producer,
 acks=all, no auto-commit), offsets committed once per fetched batch after every send of the batch
 was acknowledged. Two variants:
-- ``pipelined``: the batch's sends are in flight together, then awaited (what a batching relay can do);
-- ``sequential``: each send awaited before the next (what the services' outbox relay does today).
+- ``pipelined``: the batch's sends are in flight together, then awaited (the ceiling: the services'
+  outbox relays also have a round in flight together, as one record batch per partition);
+- ``sequential``: each send awaited before the next (what the outbox relays did before; for comparison).
 Topics are created for the run with the partition count of trialwatch.events.v1 and deleted after.
 """
 

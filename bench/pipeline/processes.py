@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from trialwatch.devstack import envfile
+from trialwatch.devstack import envfile, kafka, pg_layout
 from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
@@ -27,6 +27,50 @@ STOP_SECONDS = 30.0
 
 class ServiceError(RuntimeError):
     """A service did not start, or died."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (PostgreSQL's backends and workers)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def infrastructure_pids(cfg: Settings) -> dict[str, list[int]]:
+    """The stack's Kafka broker and PostgreSQL server (postmaster and its children), when run by devstack."""
+    pids: dict[str, list[int]] = {}
+    broker = kafka.running(cfg)
+    if broker is not None:
+        pids["kafka"] = [broker]
+    postmaster = pg_layout.layout(cfg).data / "postmaster.pid"
+    if postmaster.exists():
+        first = int(postmaster.read_text().split()[0])
+        pids["postgres"] = [first, *children(first)]
+    return pids
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each one used between two `Services.cpu` snapshots (a process that ended in between
+    is not counted: the services keep their pooled database connections, so few do)."""
+    return {
+        name: round(sum(seconds - before.get(name, {}).get(pid, 0.0) for pid, seconds in pids.items()), 2)
+        for name, pids in after.items()
+    }
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -90,6 +134,13 @@ class Services:
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
             except TimeoutError:
                 continue
+
+    def cpu(self) -> dict[str, dict[int, float]]:
+        """CPU seconds so far of each process of each service and of the stack's Kafka and PostgreSQL."""
+        used = {name: {process.pid: cpu_seconds(process.pid)} for name, process in self.processes.items()}
+        for name, pids in infrastructure_pids(self.cfg).items():
+            used[name] = {pid: cpu_seconds(pid) for pid in pids}
+        return used
 
     def metrics(self, name: str) -> str:
         return httpx.get(self.url(name, "/metrics"), timeout=5.0).text

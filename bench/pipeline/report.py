@@ -69,6 +69,7 @@ def floors(result: dict[str, Any]) -> dict[str, Any]:
 
 def summary(result: dict[str, Any]) -> str:
     checks = result["floors"]
+    cpu = result["flood_cpu"]
     lines = [
         f"end to end      {result['end_to_end_records_per_s']:>9.0f} records/s   (floor {FLOOR_RECORDS_PER_S:.0f})"
         f"  {'ok' if checks['end_to_end_records_per_s']['met'] else 'MISSED'}",
@@ -78,5 +79,8 @@ def summary(result: dict[str, Any]) -> str:
         f"rss MB          {result['rss_mb']}   (floor {FLOOR_RSS_MB:.0f})"
         f"  {'ok' if checks['rss_mb']['met'] else 'MISSED'}",
         f"signals         {result['signals']}",
+        f"records/CPU s   ingest {cpu['ingest_records_per_cpu_s']}, safety_rules {cpu['rules_records_per_cpu_s']},"
+        f" pipeline {cpu['pipeline_records_per_cpu_s']} (flood)",
+        f"load average    {result['machine']['load_average']} -> {result['machine']['load_average_end']}",
     ]
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from services.ingest.mllp.server import MllpLimits, MllpServer
 from services.ingest.settings import IngestSettings, Source
 from services.safety_rules.domain import select_study
 from shared.db import create_engine, create_session_factory
+from shared.messaging.batch_publisher import KafkaBatchPublisher
 from shared.messaging.broker import create_broker, kafka_publish
 from shared.messaging.dead_letter import DeadLetterMiddlewareFactory
 from shared.messaging.outbox import OutboxRelay
@@ -75,10 +76,10 @@ def build(settings: ServiceSettings, ingest: IngestSettings) -> FastAPI:
     metrics = IngestMetrics(registry)
     kafka_logger = logging.getLogger("trialwatch.ingest.kafka")
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
-    engine = create_engine(settings.database, application_name=CLIENT_ID)
+    engine = create_engine(settings.database, application_name=CLIENT_ID, pre_ping=False)  # every channel retries
     sessions = create_session_factory(engine)
     publish = kafka_publish(broker)
-    relay = OutboxRelay(sessions, Outbox, publish)
+    relay = OutboxRelay(sessions, Outbox, KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox"))
     store = IngestStore(sessions, on_commit=relay.wake)
     ingestion = Ingestion(parser_config(ingest), store, metrics)
     dead_letters = IngestDeadLetters(publish, CONSUMER_GROUP)

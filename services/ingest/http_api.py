@@ -30,6 +30,9 @@ ROUTES: tuple[tuple[str, Format, Source], ...] = (
     ("/records", "records", "records"),
 )
 RETRY_AFTER_SECONDS = "5"
+#: A failed store is tried once more at once: the usual cause after a database restart is a pooled
+#: connection the database dropped, which SQLAlchemy replaces (the pool does not test connections first).
+STORE_ATTEMPTS = 2
 
 log = get_logger(__name__)
 
@@ -86,12 +89,14 @@ def endpoint(ingestion: Ingest, fmt: Format, max_body: int) -> Callable[[Request
             body = await read_body(request, max_body)
         except BodyTooLargeError:
             return problem(413, "Content Too Large", f"the body exceeds {max_body} bytes; send fewer records")
-        try:
-            outcomes = await ingestion.ingest(split_units(body, fmt, REQUEST_NAME), fmt, "http")
-        except StorageUnavailableError as error:
-            log.warning("http.store_failed", format=fmt, error=repr(error))
-            return problem(503, "Service Unavailable", "the records could not be stored; nothing was accepted")
-        return answer(outcomes)
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                outcomes = await ingestion.ingest(split_units(body, fmt, REQUEST_NAME), fmt, "http")
+            except StorageUnavailableError as error:  # a connection the database dropped is replaced: retried
+                log.warning("http.store_failed", format=fmt, attempt=attempt, error=repr(error))
+                continue
+            return answer(outcomes)
+        return problem(503, "Service Unavailable", "the records could not be stored; nothing was accepted")
 
     return post
 

@@ -23,6 +23,7 @@ from services.safety_rules.metrics import ConsumerLag, OffsetSource, RulesPromet
 from services.safety_rules.periodic import PeriodicTasks
 from services.safety_rules.settings import RulesSettings
 from shared.db import create_session_factory
+from shared.messaging.batch_publisher import KafkaBatchPublisher
 from shared.messaging.broker import create_broker, kafka_publish
 from shared.messaging.dead_letter import DeadLetters
 from shared.messaging.outbox import OutboxRelay
@@ -41,7 +42,8 @@ def build(settings: ServiceSettings, rules: RulesSettings | None = None) -> Fast
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
     engine = create_engine(settings.database, application_name=CLIENT_ID)
     publish = kafka_publish(broker)
-    relay = OutboxRelay(relay_sessions(engine), Outbox, publish)
+    outbox = KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox")
+    relay = OutboxRelay(relay_sessions(engine), Outbox, outbox)
     service = RulesService(
         select_study(None, os.environ),
         create_session_factory(engine),
@@ -50,6 +52,7 @@ def build(settings: ServiceSettings, rules: RulesSettings | None = None) -> Fast
         metrics=RulesPrometheus(registry),
         on_commit=relay.wake,
         max_participants=rules.batch_max_participants,
+        cached_participants=rules.cached_participants,
     )
     dead_letters = DeadLetters(publish, rules.consumer_group, topic=topics.dead_letter)
     batches = BatchConsumer(service, dead_letters, rules.retry)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from services.safety_rules.adapters.batch_store import BatchStateStore
 from services.safety_rules.adapters.deliveries import first_deliveries
+from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.signal_store import persist_signal_batch, persist_signals
 from services.safety_rules.adapters.state_store import StudyJson, lock_study
 from services.safety_rules.domain import Engine, StudyConfig
@@ -57,9 +58,11 @@ class RulesService:
         metrics: RulesMetrics,
         on_commit: Callable[[], None],
         max_participants: int = 125,
+        cached_participants: int = 500,
     ) -> None:
         self._config = config
         self._max_participants = max_participants
+        self._cache = ParticipantCache(cached_participants) if cached_participants else None
         self._sessions = sessions
         self._group = consumer_group
         self._topic = signals_topic
@@ -82,13 +85,18 @@ class RulesService:
         when a record is of a study this service does not monitor; any error rolls back the whole batch."""
         for record in records:
             self.check(record)
-        async with self._sessions.begin() as session:
-            locked = (self._config.study_id, await lock_study(session, self._config.study_id))
-            fresh = await first_deliveries(session, self._group, [record.record_id for record in records])
-            todo = _first_of_each(records, fresh)
-            signals = await session.run_sync(self._run_engine, locked, [records[index].events for index in todo])
-            causes = [(records[index].record_id, found) for index, found in zip(todo, signals, strict=True)]
-            recorded = await persist_signal_batch(session, causes, topic=self._topic)
+        try:
+            async with self._sessions.begin() as session:
+                locked = (self._config.study_id, await lock_study(session, self._config.study_id))
+                fresh = await first_deliveries(session, self._group, [record.record_id for record in records])
+                todo = _first_of_each(records, fresh)
+                signals = await session.run_sync(self._run_engine, locked, [records[index].events for index in todo])
+                causes = [(records[index].record_id, found) for index, found in zip(todo, signals, strict=True)]
+                recorded = await persist_signal_batch(session, causes, topic=self._topic)
+        except BaseException:  # the cached states may hold changes that were rolled back
+            if self._cache is not None:
+                self._cache.clear()
+            raise
         outcomes = [Evaluated([], duplicate=True) for _ in records]
         for index, kept in zip(todo, recorded, strict=True):
             outcomes[index] = Evaluated(kept, duplicate=False)
@@ -121,7 +129,7 @@ class RulesService:
         """Exactly `trialwatch replay`'s step for each record in turn: clocks to its ingestion time, then
         the record. The participants of a run of records are read up front and written once after it; a
         run holds at most ``max_participants`` of them, which bounds the memory a batch takes."""
-        store = BatchStateStore(session.connection(), locked)
+        store = BatchStateStore(session.connection(), locked, self._cache)
         engine = Engine(self._config, store)
         signals: list[list[Signal]] = []
         for run, subjects in _runs(records, self._max_participants):

@@ -44,6 +44,12 @@ class RulesSettings(SettingsFragment):
         validation_alias="TRIALWATCH_RULES_BATCH_MAX_PARTICIPANTS",
         description="most participant states a batch holds in memory at a time (each is read and written once)",
     )
+    cached_participants: int = Field(
+        default=500,
+        ge=0,
+        validation_alias="TRIALWATCH_RULES_CACHED_PARTICIPANTS",
+        description="participant states kept in memory between batches (0: read every batch's from the database)",
+    )
     batch_timeout_ms: int = Field(
         default=20,
         ge=1,

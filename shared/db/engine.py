@@ -8,11 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.settings import DatabaseSettings
 
 
-def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, application_name: str, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping``: test each connection as it leaves the pool (with asyncpg a transaction begun and rolled
+    back: two round trips per transaction). Without it, the first use of a connection the database dropped
+    fails, SQLAlchemy replaces the pool's connections, and the caller's retry gets a fresh one: callers
+    that retry a failed transaction anyway (ingest, safety_rules) save the round trips."""
     return create_async_engine(
         settings.url.get_secret_value(),
         pool_size=settings.pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

@@ -1,20 +1,22 @@
 """Transactional outbox: rows written with the domain change, published to Kafka by a relay.
 
-The relay claims pending rows ``FOR UPDATE SKIP LOCKED`` in id order, publishes each with the idempotent
-producer and awaits the broker's acknowledgement, then marks the rows published in the same transaction.
-A crash between publish and commit republishes the row: consumers deduplicate by event id.
-It wakes on ``wake()`` (the writer's commit in this process) or at the latest every ``poll_interval``.
+The relay claims pending rows ``FOR UPDATE SKIP LOCKED`` in id order, hands the whole round to the batch
+publisher (`shared.messaging.batch_publisher`: all of it in flight together, and per partition the
+records published are a prefix of those given), awaits the broker's acknowledgements, then marks the
+rows published up to the first one that failed, in the same transaction. That row and those after it
+stay pending (order kept) and the relay backs off. A crash between publish and commit republishes the
+rows: consumers deduplicate by event id. It wakes on ``wake()`` (the writer's commit in this process)
+or at the latest every ``poll_interval``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +34,49 @@ class Delivery:
 
 #: Sends one record and returns once the broker has acknowledged it.
 Publish = Callable[[str, bytes, bytes, Mapping[str, str]], Awaitable[Delivery]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One Kafka record as the relay hands it to the publisher."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Mapping[str, str]
+
+
+#: What became of one record of a round: its delivery, or why it did not reach the broker.
+PublishResult = Delivery | Exception
+
+
+@runtime_checkable
+class BatchPublish(Protocol):
+    """Publishes a round of records. Contract: one result per record, in order, and per topic and key the
+    records delivered are a prefix of those given (a record never overtakes an earlier one that failed)."""
+
+    async def publish(self, messages: Sequence[Outgoing]) -> list[PublishResult]: ...
+
+    async def close(self) -> None: ...
+
+
+class SequentialPublisher:
+    """`BatchPublish` over a one-record `Publish`: each record awaited before the next, none after a failure."""
+
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+
+    async def publish(self, messages: Sequence[Outgoing]) -> list[PublishResult]:
+        results: list[PublishResult] = []
+        for message in messages:
+            try:
+                results.append(await self._publish(message.topic, message.key, message.value, message.headers))
+            except Exception as exc:
+                return [*results, exc]
+        return results
+
+    async def close(self) -> None:
+        """The broker that ``publish`` uses is closed by its owner."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +121,33 @@ async def enqueue_many(session: AsyncSession, model: type[OutboxMixin], messages
     return len((await session.execute(statement, [outbox_row(message) for message in messages])).all())
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox row claimed by a relay round; ``payload`` as the database stores it (JSON text, not
+    decoded and encoded again)."""
+
+    id: int
+    event_id: str
+    topic: str
+    key: str
+    headers: Mapping[str, str]
+    payload: str
+
+
 class OutboxRelay:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         model: type[OutboxMixin],
-        publish: Publish,
+        publisher: BatchPublish | Publish,
         *,
-        batch_size: int = 100,
+        batch_size: int = 500,
         poll_interval: float = 0.5,
         backoff: Backoff | None = None,
     ) -> None:
         self._sessions = sessions
         self._model = model
-        self._publish = publish
+        self._publisher = publisher if isinstance(publisher, BatchPublish) else SequentialPublisher(publisher)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._backoff = backoff or Backoff(first=0.5, cap=30.0)
@@ -106,6 +164,10 @@ class OutboxRelay:
         self._stopped.set()
         self._wake.set()
 
+    async def close(self) -> None:
+        """After ``run`` returned: lets go of the publisher's connections."""
+        await self._publisher.close()
+
     async def run(self) -> None:
         """Publishes until ``stop()``; a failed round is recorded, then retried after a growing pause."""
         while not self._stopped.is_set():
@@ -120,44 +182,66 @@ class OutboxRelay:
                 await self._pause(self._wake, self._poll_interval)
 
     async def publish_pending(self) -> int:
-        """One round: claim a batch, publish it in order, mark it. Returns how many were published.
+        """One round: claim a batch, publish it, mark the rows published before the first failure.
+        Returns how many were published.
 
-        Raises the publish error after committing the rows published before it (and the failed row's
+        Raises the first failure after committing the rows published before it (and the failed row's
         attempt count), so that ``run`` backs off.
         """
         model = self._model
         async with self._sessions() as session, session.begin():
             claim = (
-                select(model)
+                select(model.id, model.event_id, model.topic, model.key, model.headers, cast(model.payload, Text))
                 .where(model.published_at.is_(None))
                 .order_by(model.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
             )
-            rows: Sequence[OutboxMixin] = (await session.scalars(claim)).all()
-            published, failure = await self._publish_in_order(rows)
+            rows = [Claimed(*row) for row in await session.execute(claim)]
+            if not rows:
+                return 0
+            published, failure = await self._publish_round(rows)
             if published:
                 ids = [row.id for row in rows[: len(published)]]
                 await session.execute(update(model).where(model.id.in_(ids)).values(published_at=func.now()))
-        for delivery, row in zip(published, rows, strict=False):
-            self._log.info("outbox.published", event_id=row.event_id, **asdict(delivery))
+            if failure is not None:
+                failed = rows[len(published)]
+                error = f"{type(failure).__name__}: {failure}"[:2000]
+                count = {"attempts": model.attempts + 1, "last_error": error}
+                await session.execute(update(model).where(model.id == failed.id).values(**count))
+        self._log_round(rows, published)
         if failure is not None:
             raise failure
         return len(published)
 
-    async def _publish_in_order(self, rows: Sequence[OutboxMixin]) -> tuple[list[Delivery], Exception | None]:
-        """Stops at the first failure so that a key's records never overtake each other."""
+    async def _publish_round(self, rows: Sequence[Claimed]) -> tuple[list[Delivery], Exception | None]:
+        """The deliveries of the rows before the first failure, and that failure."""
+        try:
+            messages = [Outgoing(row.topic, row.key.encode(), row.payload.encode(), row.headers) for row in rows]
+            results = await self._publisher.publish(messages)
+        except Exception as exc:  # nothing of the round is known to be published
+            results = [exc]
         deliveries: list[Delivery] = []
-        for row in rows:
-            try:
-                body = orjson.dumps(row.payload)
-                delivery = await self._publish(row.topic, row.key.encode(), body, row.headers)
-            except Exception as exc:
-                row.attempts += 1
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                return deliveries, exc
-            deliveries.append(delivery)
+        for result in results[: len(rows)]:
+            if isinstance(result, Exception):
+                return deliveries, result
+            deliveries.append(result)
         return deliveries, None
+
+    def _log_round(self, rows: Sequence[Claimed], published: Sequence[Delivery]) -> None:
+        """One line per round (a line per record cost more than the publishing itself)."""
+        if not published:
+            return
+        last: dict[str, int] = {}
+        for delivery in published:
+            last[f"{delivery.topic}[{delivery.partition}]"] = delivery.offset
+        self._log.info(
+            "outbox.published",
+            records=len(published),
+            first_event_id=rows[0].event_id,
+            last_event_id=rows[len(published) - 1].event_id,
+            last_offsets=last,
+        )
 
     def _record_failure(self, exc: Exception) -> None:
         self.consecutive_failures += 1

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from ingest_service.builders import MemoryStore, memory_ingestion, oru
-from services.ingest.http_api import create_api
+from services.ingest.http_api import STORE_ATTEMPTS, create_api
 
 ADMIN, HL7_TOKEN, RECORDS_TOKEN = "admin-token-0123456789", "hl7-token-0123456789", "records-token-0123456789"
 LB = {
@@ -138,8 +138,16 @@ async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
 
 
 async def test_storage_away_is_503_with_retry_after(client: httpx.AsyncClient, store: MemoryStore) -> None:
-    store.failures = 1
+    store.failures = STORE_ATTEMPTS
     response = await client.post("/v1/records", content=ndjson(LB), headers=bearer(ADMIN))
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert store.keys == set()
+
+
+async def test_one_failed_store_is_tried_again_at_once(client: httpx.AsyncClient, store: MemoryStore) -> None:
+    store.failures = 1  # e.g. a pooled connection the database dropped when it restarted
+    response = await client.post("/v1/records", content=ndjson(LB), headers=bearer(ADMIN))
+    assert response.status_code == 202
+    assert len(response.json()["accepted"]) == 1
+    assert len(store.keys) == 1

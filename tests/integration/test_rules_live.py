@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 from safety_rules_service.live_inputs import (
     SAMPLE_FILES,
     STUDY,
@@ -30,16 +31,21 @@ from safety_rules_service.live_inputs import (
     wire,
     write_ndjson,
 )
-from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database
+from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database, read_topic
 from safety_rules_service.store_contract import CONTRACT, OpenStore
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.safety_rules.adapters.batch_store import BatchStateStore
+from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.relay_order import relay_sessions
 from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
+from services.safety_rules.adapters.tables import Outbox
 from services.safety_rules.domain import ParticipantState, StateStore
 from shared.events import RecordIngested
+from shared.messaging.batch_publisher import EarlierRecordFailedError, KafkaBatchPublisher
+from shared.messaging.outbox import Delivery, OutboxMessage, OutboxRelay, Outgoing, PublishResult, enqueue_many
+from shared.settings import KafkaSettings
 from trialwatch.devstack.settings import Settings
 from trialwatch.devstack.topics import TOPICS
 
@@ -94,7 +100,7 @@ async def live(
 
 
 def canonical(line: bytes) -> bytes:
-    """The same JSON object whatever its key order (the outbox keeps payloads as jsonb)."""
+    """The same JSON object whatever its key order (the outbox kept payloads as jsonb before migration 0005)."""
     return orjson.dumps(orjson.loads(line), option=orjson.OPT_SORT_KEYS)
 
 
@@ -317,29 +323,32 @@ async def test_sql_state_store_meets_the_store_contract(
         await engine.dispose()
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "cached"])
 @pytest.mark.parametrize("check", CONTRACT, ids=lambda check: check.__name__)
 async def test_batch_state_store_meets_the_store_contract_through_its_flush(
-    adapter_database: str, check: Callable[[OpenStore], None]
+    adapter_database: str, check: Callable[[OpenStore], None], cached: bool
 ) -> None:
     """Each view is a new `BatchStateStore` on the same transaction, opened after the previous one was
-    flushed: what a batch saved, the next batch reads back from PostgreSQL."""
+    flushed: what a batch saved, the next batch reads back from PostgreSQL (or, cached, takes from the
+    participant cache while the row is the one it wrote)."""
     engine = create_async_engine(adapter_database)
     try:
         async with engine.connect() as connection:
             transaction = await connection.begin()
-            await connection.run_sync(lambda sync: check(batch_views(sync)))
+            cache = ParticipantCache(100) if cached else None
+            await connection.run_sync(lambda sync: check(batch_views(sync, cache)))
             await transaction.rollback()
     finally:
         await engine.dispose()
 
 
-def batch_views(connection: Connection) -> OpenStore:
+def batch_views(connection: Connection, cache: ParticipantCache | None = None) -> OpenStore:
     views: list[BatchStateStore] = []
 
     def open_store() -> StateStore:
         if views:
             views[-1].flush()
-        views.append(BatchStateStore(connection))
+        views.append(BatchStateStore(connection, cache=cache))
         return views[-1]
 
     return open_store
@@ -363,9 +372,11 @@ async def test_a_batch_state_store_reads_the_rows_of_its_records_up_front(adapte
     assert store.is_processed("REC:PREFETCH:1") and not store.is_processed("REC:PREFETCH:2")
 
 
-def prefetched(connection: Connection, subjects: list[str]) -> BatchStateStore:
-    store = BatchStateStore(connection)
-    store.prefetch("PREFETCH", subjects, ["REC:PREFETCH:1", "REC:PREFETCH:2"])
+def prefetched(
+    connection: Connection, subjects: list[str], cache: ParticipantCache | None = None, study: str = "PREFETCH"
+) -> BatchStateStore:
+    store = BatchStateStore(connection, cache=cache)
+    store.prefetch(study, subjects, ["REC:PREFETCH:1", "REC:PREFETCH:2"])
     return store
 
 
@@ -406,3 +417,187 @@ async def locked_after(sessions: async_sessionmaker[AsyncSession], study_id: str
 async def relay_round(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
         await session.execute(text("SELECT 1"))
+
+
+# --- participant cache: a state kept between batches only while its row is the one this service wrote ---
+
+
+async def test_a_cached_state_is_taken_only_while_its_row_is_unchanged(adapter_database: str) -> None:
+    cache = ParticipantCache(10)
+    mine = ParticipantState("AD-CACHE", specimens={"SPC-1": {"NEUT": "mine"}})
+    theirs = ParticipantState("AD-CACHE", specimens={"SPC-1": {"NEUT": "theirs"}})
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:  # autobegins; each commit ends one transaction
+            await connection.run_sync(lambda sync: saved_through(sync, cache, mine))
+            assert len(cache) == 1
+            again = await connection.run_sync(lambda sync: prefetched(sync, ["AD-CACHE"], cache, "CACHE"))
+            assert again.load_participant("CACHE", "AD-CACHE") is mine, "unchanged row: the cached object"
+            assert len(cache) == 0, "the batch owns the object until it writes it back"
+            await connection.run_sync(lambda sync: saved_through(sync, cache, mine))
+            await connection.commit()  # another transaction writes the row next: a new xmin
+            await connection.run_sync(lambda sync: SqlStateStore(sync).save_participant("CACHE", theirs))
+            await connection.commit()
+            after = await connection.run_sync(lambda sync: prefetched(sync, ["AD-CACHE"], cache, "CACHE"))
+            reread = after.load_participant("CACHE", "AD-CACHE")
+            assert reread is not mine and reread is not None
+            assert reread.to_json() == theirs.to_json(), "a row another writer changed is read again"
+            await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'CACHE'"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def saved_through(connection: Connection, cache: ParticipantCache, state: ParticipantState) -> None:
+    store = BatchStateStore(connection, cache=cache)
+    store.save_participant("CACHE", state)
+    store.flush()
+
+
+def test_the_participant_cache_drops_the_least_recently_written_beyond_its_size() -> None:
+    cache = ParticipantCache(2)
+    states = {name: ParticipantState(name) for name in ("AD-1", "AD-2", "AD-3")}
+    for name, state in states.items():
+        cache.put(("S", name), "100", state)
+    assert len(cache) == 2
+    assert cache.take(("S", "AD-1"), "100") is None
+    assert cache.take(("S", "AD-2"), "101") is None, "another xmin: not the row the state was written to"
+    assert cache.take(("S", "AD-3"), "100") is states["AD-3"]
+    assert len(cache) == 0
+
+
+# --- outbox relay and batch publisher (shared.messaging), on safety_rules' outbox table and real Kafka ---
+
+
+class ScriptedPublisher:
+    """Delivers every record, except that the record at ``fail_at`` of the next round fails (and, as the
+    contract allows, those after it are not reported delivered)."""
+
+    def __init__(self) -> None:
+        self.rounds: list[list[str]] = []
+        self.fail_at: int | None = None
+
+    async def publish(self, messages: Sequence[Outgoing]) -> list[PublishResult]:
+        self.rounds.append([dict(message.headers)["event_id"] for message in messages])
+        results: list[PublishResult] = []
+        for index, message in enumerate(messages):
+            if index == self.fail_at:
+                self.fail_at = None
+                return [*results, ConnectionError("broker away")]
+            results.append(Delivery(message.topic, 0, index))
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_relay_marks_the_rows_before_the_first_failure_and_resumes_in_order(adapter_database: str) -> None:
+    engine = create_async_engine(adapter_database)
+    sessions = relay_sessions(engine)
+    ids = [f"relay-order-{uuid.uuid4().hex[:8]}-{n}" for n in range(5)]
+    publisher = ScriptedPublisher()
+    relay = OutboxRelay(sessions, Outbox, publisher, batch_size=10)
+    try:
+        async with sessions.begin() as session:
+            await session.execute(text("DELETE FROM safety_rules.outbox"))
+            messages = [OutboxMessage(event_id, "it.relay", "STUDY-R", {"n": n}) for n, event_id in enumerate(ids)]
+            await enqueue_many(session, Outbox, messages)
+        publisher.fail_at = 2
+        with pytest.raises(ConnectionError):
+            await relay.publish_pending()
+        state = "SELECT event_id, published_at IS NOT NULL, attempts, last_error FROM safety_rules.outbox ORDER BY id"
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(state))).all()
+        assert [(row[0], row[1], row[2]) for row in rows] == [
+            (ids[0], True, 0),
+            (ids[1], True, 0),
+            (ids[2], False, 1),
+            (ids[3], False, 0),
+            (ids[4], False, 0),
+        ]
+        assert rows[2][3] == "ConnectionError: broker away"
+        assert await relay.publish_pending() == 3
+        assert publisher.rounds == [ids, ids[2:]], "the failed row first, then the rows after it, in order"
+        assert await relay.publish_pending() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_the_batch_publisher_keeps_each_partitions_order_and_the_headers(
+    stack_settings: Settings, new_topic: Callable[..., Awaitable[str]]
+) -> None:
+    topic = await new_topic(partitions=3)
+    kafka = KafkaSettings.from_mapping(stack_settings.env)
+    publisher = KafkaBatchPublisher(kafka, client_id="it-batch-publisher", max_batch_bytes=4096)
+    keys = [f"STUDY-{n}".encode() for n in range(4)]
+    messages = [
+        Outgoing(topic, keys[n % 4], orjson.dumps({"n": n, "pad": "x" * 300}), {"event_id": f"e-{n}"})
+        for n in range(200)
+    ]
+    try:
+        results = await publisher.publish(messages)
+    finally:
+        await publisher.close()
+    assert all(isinstance(result, Delivery) for result in results)
+    found = await read_topic(kafka, topic, 3)
+    assert len(found) == 200
+    for key in keys:
+        mine = [record for record in found if record.key == key]
+        assert [orjson.loads(record.value or b"")["n"] for record in sorted(mine, key=lambda r: r.offset)] == [
+            n for n in range(200) if keys[n % 4] == key
+        ]
+    by_event = {dict(record.headers)["event_id"].decode(): record for record in found}
+    for message, result in zip(messages, results, strict=True):
+        record = by_event[message.headers["event_id"]]
+        assert isinstance(result, Delivery)
+        assert (record.partition, record.offset) == (result.partition, result.offset)
+
+
+async def test_after_a_failed_record_batch_nothing_later_of_its_partition_is_sent(
+    stack_settings: Settings, new_topic: Callable[..., Awaitable[str]]
+) -> None:
+    """The topic refuses record batches over 8 kB: the oversized record (alone in its batch: batches of at
+    most 16 kB) fails; the record after it on the same partition is not sent (it would overtake it); the
+    other partition's records all arrive."""
+    topic = await new_topic(partitions=2, **{"max.message.bytes": "8192"})
+    kafka = KafkaSettings.from_mapping(stack_settings.env)
+    publisher = KafkaBatchPublisher(kafka, client_id="it-batch-publisher", max_batch_bytes=16 * 1024)
+    first, second = await keys_on_two_partitions(kafka, topic)
+    small = orjson.dumps({"pad": "x" * 100})
+    messages = [Outgoing(topic, first, small, {"event_id": "before"})]
+    messages += [Outgoing(topic, second, small, {"event_id": f"other-{n}"}) for n in range(3)]
+    messages += [Outgoing(topic, first, b"y" * 20_000, {"event_id": "oversized"})]
+    messages += [Outgoing(topic, first, small, {"event_id": "after"})]
+    try:
+        assert isinstance((await publisher.publish(messages[:1]))[0], Delivery)  # alone in its batch
+        results = await publisher.publish(messages[1:])
+        [again] = await publisher.publish([Outgoing(topic, first, small, {"event_id": "next round"})])
+    finally:
+        await publisher.close()
+    assert isinstance(again, Delivery), "the round after a failure publishes (on a new producer)"
+    assert [type(result).__name__ for result in results] == [
+        "Delivery",
+        "Delivery",
+        "Delivery",
+        type(results[3]).__name__,
+        "EarlierRecordFailedError",
+    ]
+    assert isinstance(results[3], Exception) and not isinstance(results[3], EarlierRecordFailedError)
+    found = await read_topic(kafka, topic, 2)
+    assert sorted(dict(record.headers)["event_id"].decode() for record in found) == [
+        "before",
+        "next round",
+        "other-0",
+        "other-1",
+        "other-2",
+    ]
+
+
+async def keys_on_two_partitions(kafka: KafkaSettings, topic: str) -> tuple[bytes, bytes]:
+    """Two keys that the default partitioner puts on partitions 0 and 1 of ``topic``."""
+    partitioner = DefaultPartitioner()
+    found: dict[int, bytes] = {}
+    for n in range(100):
+        key = f"KEY-{n}".encode()
+        found.setdefault(partitioner(key, [0, 1], [0, 1]), key)
+    return found[0], found[1]

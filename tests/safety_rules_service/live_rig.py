@@ -197,20 +197,7 @@ class LiveRules:
 
     async def read_topic(self, topic: str, partition_count: int) -> list[ConsumerRecord[bytes, bytes]]:
         """Everything on ``topic`` now, read without a consumer group."""
-        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_options(self.kafka))
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(topic, n) for n in range(partition_count)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            found: list[ConsumerRecord[bytes, bytes]] = []
-            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-                batches = await consumer.getmany(timeout_ms=500)
-                found += [record for records in batches.values() for record in records]
-            return found
-        finally:
-            await consumer.stop()
+        return await read_topic(self.kafka, topic, partition_count)
 
     async def eventually(self, probe: Callable[[], Awaitable[bool]], what: str, seconds: float = 90.0) -> None:
         deadline = time.monotonic() + seconds
@@ -219,3 +206,21 @@ class LiveRules:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"not within {seconds:.0f}s: {what}{self.logs()}")
+
+
+async def read_topic(kafka: KafkaSettings, topic: str, partition_count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on ``topic`` now, read without a consumer group."""
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_options(kafka))
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, n) for n in range(partition_count)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batches = await consumer.getmany(timeout_ms=500)
+            found += [record for records in batches.values() for record in records]
+        return found
+    finally:
+        await consumer.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Integer, Text, func
+from sqlalchemy import JSON, BigInteger, Identity, Integer, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, outbox_table_args
@@ -49,7 +49,7 @@ class CanonicalEvent(Base):
     kind: Mapped[str] = mapped_column(Text)
     study_id: Mapped[str] = mapped_column(Text)
     subject_id: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # stored as written (migration 0005)
     recorded_at: Mapped[datetime]
 
 
@@ -72,3 +72,5 @@ class Quarantine(Base):
 class Outbox(OutboxMixin, Base):
     __tablename__ = "outbox"
     __table_args__ = outbox_table_args(SCHEMA)
+
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # RecordIngested as ingest wrote it (migration 0005)

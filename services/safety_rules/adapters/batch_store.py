@@ -7,6 +7,8 @@ them, exactly as `InMemoryStateStore` does for `trialwatch replay`, and writes e
 once in `flush()`, which also lets go of them (the caller bounds how many it holds at a time; the
 study's state is kept). A key it was not told about is read when the engine asks for it. Whatever it
 writes is in the caller's transaction: a batch that fails leaves no trace, and this store is dropped.
+Given a `ParticipantCache`, `prefetch` takes the states whose rows are unchanged from it (reading only
+the rows' ``xmin``) and `flush` puts the states it wrote back, with their rows' new ``xmin``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnClause, Connection, Text, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
+from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.domain import ParticipantState, StudyState
 
 StudyJson = dict[str, Any]
 Key = tuple[str, str]
+#: The id of the transaction that wrote the row (PostgreSQL system column), as text.
+ROW_XMIN: ColumnClause[str] = literal_column("xmin::text", Text)
+#: Participants written per statement by `flush()`.
+FLUSH_CHUNK = 16
 
 
 class BatchStateStore:
@@ -30,8 +37,14 @@ class BatchStateStore:
     ``locked`` is the study row `lock_study` already read (and locked) in this transaction.
     """
 
-    def __init__(self, connection: Connection, locked: tuple[str, StudyJson] | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        locked: tuple[str, StudyJson] | None = None,
+        cache: ParticipantCache | None = None,
+    ) -> None:
         self._connection = connection
+        self._cache = cache
         self._participants: dict[Key, ParticipantState | None] = {}
         self._studies: dict[str, tuple[StudyJson | None, StudyState | None]] = {}
         if locked is not None:
@@ -44,6 +57,8 @@ class BatchStateStore:
     def prefetch(self, study_id: str, subject_ids: Iterable[str], dedup_keys: Iterable[str]) -> None:
         """Reads the participants and the processed source keys a batch will ask for, one query each."""
         subjects, keys = sorted(set(subject_ids)), sorted(set(dedup_keys))
+        if self._cache is not None:
+            subjects = self._take_cached(study_id, subjects, self._cache)
         if subjects:
             row = tables.ParticipantState
             query = select(row.subject_id, row.state).where(row.study_id == study_id, row.subject_id.in_(subjects))
@@ -54,6 +69,22 @@ class BatchStateStore:
             source = tables.ProcessedSource
             known = set(self._connection.execute(select(source.dedup_key).where(source.dedup_key.in_(keys))).scalars())
             self._processed.update({key: key in known for key in keys})
+
+    def _take_cached(self, study_id: str, subjects: list[str], cache: ParticipantCache) -> list[str]:
+        """Takes the cached states whose rows are unchanged; returns the subjects still to read."""
+        row = tables.ParticipantState
+        query = select(row.subject_id, ROW_XMIN).where(row.study_id == study_id, row.subject_id.in_(subjects))
+        written: dict[str, str] = {subject: xmin for subject, xmin in self._connection.execute(query)}
+        missing: list[str] = []
+        for subject_id in subjects:
+            key = (study_id, subject_id)
+            row_xmin = written.get(subject_id)
+            state = None if row_xmin is None else cache.take(key, row_xmin)
+            if state is None:
+                missing.append(subject_id)
+            else:
+                self._participants[key] = state
+        return missing
 
     def load_participant(self, study_id: str, subject_id: str) -> ParticipantState | None:
         """See `StateStore`."""
@@ -114,16 +145,26 @@ class BatchStateStore:
             self._marked = []
 
     def _flush_participants(self) -> None:
-        saved = [(key, self._participants[key]) for key in sorted(self._dirty)]
-        rows = [{"study_id": k[0], "subject_id": k[1], "state": s.to_json()} for k, s in saved if s is not None]
+        """A few participants per statement: their JSON (a few times the size of the state) is built
+        for those only, which bounds the memory a flush takes whatever the batch's size."""
+        saved = [(key, state) for key in sorted(self._dirty) if (state := self._participants[key]) is not None]
         self._participants.clear()
         self._dirty.clear()
-        if rows:
-            row = tables.ParticipantState
-            upsert = insert(row)
-            bump = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
-            keys = [row.study_id, row.subject_id]
-            self._connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=bump), rows)
+        row = tables.ParticipantState
+        upsert = insert(row)
+        bump = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
+        statement = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=bump)
+        for start in range(0, len(saved), FLUSH_CHUNK):
+            chunk = saved[start : start + FLUSH_CHUNK]
+            rows = [{"study_id": key[0], "subject_id": key[1], "state": state.to_json()} for key, state in chunk]
+            if self._cache is None:
+                self._connection.execute(statement, rows)
+                continue
+            returning = statement.returning(row.study_id, row.subject_id, ROW_XMIN)
+            written = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
+            del rows
+            for key, state in chunk:
+                self._cache.put(key, written[key], state)
 
     def _flush_studies(self) -> None:
         for study_id in sorted(self._dirty_studies):

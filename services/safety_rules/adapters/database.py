@@ -3,6 +3,8 @@
 Every batch reads and writes the participant states it touches as JSONB; with the standard library's
 ``json`` their encoding and decoding took about a tenth of a batch's time, with orjson a fraction of it.
 PostgreSQL normalises JSONB, and the ``json`` columns are read back by orjson, so only whitespace changes.
+No pre-ping (see `shared.db.engine.create_engine`): every transaction here is retried on a connection error
+(the batch consumer, the relay, the clock tick).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
     return create_async_engine(
         settings.url.get_secret_value(),
         pool_size=settings.pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": application_name}},
         json_serializer=json_text,
         json_deserializer=orjson.loads,

@@ -28,7 +28,7 @@ class ParticipantState(Base):
 
     study_id: Mapped[str] = mapped_column(Text, primary_key=True)
     subject_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    state: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)  # json, lz4-compressed (migration 0005)
     version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -40,7 +40,7 @@ class StudyState(Base):
     __table_args__ = ({"schema": SCHEMA},)
 
     study_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    state: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)  # key order kept (migration 0005)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -78,3 +78,5 @@ class SignalRecord(Base):
 class Outbox(OutboxMixin, Base):
     __tablename__ = "outbox"
     __table_args__ = outbox_table_args(SCHEMA)
+
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the signal's JSON in INTERFACES §3 order (migration 0005)
