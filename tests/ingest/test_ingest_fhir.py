@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,6 +14,8 @@ from ingest_builders import STUDY, adverse_event, observation, parsed, rejected
 from services.ingest.domain import ParserConfig, parse_fhir_document
 from services.ingest.domain.keys import content_hash
 from shared.events import AdverseEventReported, LabResultRecorded, VitalSignRecorded, deterministic_id
+
+SPEC_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "spec_samples"  # copies of INTERFACES' samples
 
 
 def _one(config: ParserConfig, resource: dict[str, Any], **kwargs: Any) -> Any:
@@ -348,7 +351,7 @@ def test_bundle_last_updated_is_the_ingestion_time_of_entries_without_their_own(
 
 
 def test_sample_bundle_from_the_spec(config: ParserConfig) -> None:
-    with open("/work/shared/samples/fhir_bundle.json", "rb") as sample:
+    with open(SPEC_SAMPLES / "fhir_bundle.json", "rb") as sample:
         results = parse_fhir_document(sample.read(), config, origin="s:1", entry_origin="s:")
     assert [parsed(r).key for r in results] == [
         "FHIR:Observation/obs-s1/_history/1",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from ingest_builders import obx, oru
 
 from services.ingest.domain import Parsed, ParserConfig, Rejected, parse_stream
 from services.ingest.domain.hl7_stream import split_messages
+
+SPEC_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "spec_samples"  # copies of INTERFACES' samples
 
 THREE = [
     oru(obx("1", "751-8", "0.9"), obx("2", "777-3", "30"), control="M1"),
@@ -89,7 +92,7 @@ def test_leading_blank_lines_and_bom(config: ParserConfig) -> None:
 
 
 def test_sample_file_from_the_spec(config: ParserConfig) -> None:
-    with open("/work/shared/samples/oru_r01.hl7", "rb") as sample:
+    with open(SPEC_SAMPLES / "oru_r01.hl7", "rb") as sample:
         results = list(parse_stream(sample, config, name="oru_r01.hl7"))
     assert [r.source for r in results] == ["oru_r01.hl7:1", "oru_r01.hl7:9"]
     assert [len(r.events) for r in results if isinstance(r, Parsed)] == [4, 3]

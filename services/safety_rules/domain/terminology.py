@@ -1,7 +1,7 @@
 """CTCAE v5.0 terminology: system organ class by MedDRA code and by CTCAE term (SAFETY_RULES §3, §6).
 
-The table is `data/ctcae_v5.json` (837 terms with MedDRA code, term and SOC), a copy of
-`/work/shared/reference/ctcae_v5.json`.
+The table is `data/ctcae_v5.json` (837 terms with MedDRA code, term and SOC), a copy of the
+team kit's `reference/ctcae_v5.json` (public NCI data), shipped in the package.
 """
 
 from __future__ import annotations
