@@ -79,7 +79,12 @@ def build(settings: ServiceSettings, ingest: IngestSettings) -> FastAPI:
     engine = create_engine(settings.database, application_name=CLIENT_ID, pre_ping=False)  # every channel retries
     sessions = create_session_factory(engine)
     publish = kafka_publish(broker)
-    relay = OutboxRelay(sessions, Outbox, KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox"))
+    relay = OutboxRelay(
+        sessions,
+        Outbox,
+        KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox"),
+        batch_size=ingest.relay_batch,
+    )
     store = IngestStore(sessions, on_commit=relay.wake)
     ingestion = Ingestion(parser_config(ingest), store, metrics)
     dead_letters = IngestDeadLetters(publish, CONSUMER_GROUP)

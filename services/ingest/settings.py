@@ -27,6 +27,9 @@ class IngestSettings(SettingsFragment):
     mllp_idle_timeout: float = Field(default=600.0, gt=0, validation_alias="TRIALWATCH_MLLP_IDLE_TIMEOUT")
     mllp_max_connections: int = Field(default=64, ge=1, validation_alias="TRIALWATCH_MLLP_MAX_CONNECTIONS")
     http_max_body_bytes: int = Field(default=16 * MIB, ge=1024, validation_alias="TRIALWATCH_INGEST_MAX_BODY_BYTES")
+    # Outbox rows the relay publishes per round (one record batch per partition); smaller rounds trade
+    # throughput for shorter publish-to-mark windows.
+    relay_batch: int = Field(default=500, ge=1, le=10_000, validation_alias="TRIALWATCH_INGEST_RELAY_BATCH")
     token_hl7: SecretStr | None = Field(default=None, validation_alias="TRIALWATCH_SOURCE_TOKEN_HL7")
     token_fhir: SecretStr | None = Field(default=None, validation_alias="TRIALWATCH_SOURCE_TOKEN_FHIR")
     token_records: SecretStr | None = Field(default=None, validation_alias="TRIALWATCH_SOURCE_TOKEN_RECORDS")

@@ -63,7 +63,8 @@ STREAM_RECORDS = 1000
 STREAM_PARTICIPANTS = 15
 STREAM_SEED = 11
 REPORTS = REPO_ROOT / "out" / "reliability"
-RELAY_WINDOW_ATTEMPTS = 4  # kills of ingest to land one inside its relay's publish-to-mark window
+RELAY_WINDOW_ATTEMPTS = 8  # kills of ingest to land one inside its relay's publish-to-mark window
+RELAY_ROUND_ROWS = 1  # ingest's relay rounds in the relay test (TRIALWATCH_INGEST_RELAY_BATCH)
 PROGRESS_SECONDS = 180.0
 SEND_SECONDS = 300.0
 DRAIN_SECONDS = 300.0
@@ -300,13 +301,21 @@ async def test_ingest_killed_between_publish_and_mark_republishes_and_safety_rul
     """The relay's crash window (TECH_NOTES §5.5): a batch published but not marked goes out twice."""
     pipeline, probe = rig.pipeline, rig.probe
     started, marks = time.monotonic(), pipeline.log_marks()
-    await fresh_pipeline(pipeline, probe, "ingest", "notifier")
-    await send(pipeline, rig.stream)  # safety_rules down: ingest's relay is still publishing the backlog
-    kills = []
-    for _ in range(RELAY_WINDOW_ATTEMPTS):  # a freeze may land outside a publishing round: try again
-        kills.append(await kill_between_publish_and_mark(pipeline, probe, rig.stack, "ingest", EVENTS))
-        if await published_twice(probe, EVENTS):
-            break
+    # One row per relay round: the backlog outlasts the sending however fast the relay's full rounds
+    # are, and every round has its publish-to-mark window.
+    pipeline.env["TRIALWATCH_INGEST_RELAY_BATCH"] = str(RELAY_ROUND_ROWS)
+    try:
+        await fresh_pipeline(pipeline, probe, "ingest", "notifier")
+        await send(pipeline, rig.stream)  # safety_rules down: ingest's relay is still publishing the backlog
+        kills = []
+        for _ in range(RELAY_WINDOW_ATTEMPTS):  # a freeze may land outside a publishing round: try again
+            kills.append(await kill_between_publish_and_mark(pipeline, probe, rig.stack, "ingest", EVENTS))
+            if await published_twice(probe, EVENTS):
+                break
+    finally:
+        del pipeline.env["TRIALWATCH_INGEST_RELAY_BATCH"]
+    await asyncio.to_thread(pipeline.stop, "ingest")  # back to the default rounds for the drain
+    await asyncio.to_thread(pipeline.start, "ingest")
     outage = sum(kill.outage_seconds for kill in kills)
     fault = Fault(f"{kills[0].name} (attempts: {len(kills)})", kills[0].in_flight, outage)
     await asyncio.to_thread(pipeline.start, "safety_rules")
