@@ -48,21 +48,31 @@ def window_partner(config: StudyConfig, result: LabValue) -> bool:
     return anchors_fn(config, result) or anchors_hys(config, result)
 
 
+def _test_roles(config: StudyConfig) -> tuple[frozenset[str], frozenset[str]]:
+    """(tests graded against BASE, tests that may take part in a composite window), per configuration."""
+    roles = table(config, "retention-roles")
+    if not roles:
+        fn, hys = config.febrile_neutropenia, config.hys_law
+        with_base = frozenset(test for test, scale in config.scale.tests.items() if scale.uses_base)
+        partners = {fn.anc_test, fn.temperature_test, hys.bilirubin_test, hys.alp_test, *hys.aminotransferase_tests}
+        roles[None] = (with_base, frozenset(partners))
+    found: tuple[frozenset[str], frozenset[str]] = roles[None]
+    return found
+
+
 def _kept_keys(config: StudyConfig, participant: ParticipantState, horizon: timedelta) -> set[str] | None:
     latest, first_dose = participant.latest_at, participant.first_dose_start
     if latest is None:
         return None
     cutoff, users = latest - horizon, participant.users
-    with_base = table(config, "tests-with-base")
-    if not with_base:
-        with_base.update((test, scale.uses_base) for test, scale in config.scale.tests.items())
+    with_base, partners = _test_roles(config)
     keep = {
         key
         for key, result in participant.results.items()
         if result.at >= cutoff
         or key in users
-        or (with_base.get(result.test) and (first_dose is None or result.at < first_dose))
-        or (result.status != "preliminary" and window_partner(config, result))
+        or (result.test in with_base and (first_dose is None or result.at < first_dose))
+        or (result.test in partners and result.status != "preliminary" and window_partner(config, result))
     }
     results = participant.results
     for specimen, parts in list(participant.specimens.items()):
