@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from ingest_builders import adverse_event, observation, parsed, rejected
+from ingest_builders import STUDY, adverse_event, observation, parsed, rejected
 
 from services.ingest.domain import ParserConfig, parse_fhir_document
 from services.ingest.domain.keys import content_hash
@@ -360,4 +360,52 @@ def test_sample_bundle_from_the_spec(config: ParserConfig) -> None:
         1,
         {"AESER": False},
         "Probable-Likely",
+    )
+
+
+def _bundle_with_patient(patient: dict[str, Any], reference: str = "urn:uuid:p-1") -> bytes:
+    return orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"fullUrl": "urn:uuid:p-1", "resource": {"resourceType": "Patient", **patient}},
+                {"resource": observation(subject={"reference": reference})},
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("patient", "subject"),
+    [
+        (  # INTERFACES §1.2: the identifier the study assigns, as PID-3.4 picks PID-3 (not the MRN)
+            {
+                "id": "srv-9",
+                "identifier": [{"system": "urn:oid:1.2.3", "value": "MRN-1"}, {"system": STUDY, "value": "AD-007"}],
+                "name": [{"family": "Doe"}],
+                "birthDate": "2011-07-04",
+            },
+            "AD-007",
+        ),
+        ({"id": "AD-008", "birthDate": "2011-07-04"}, "AD-008"),  # as `Patient/AD-008` would read
+        ({"identifier": [{"system": "urn:oid:1.2.3", "value": "AD-009"}]}, "AD-009"),
+    ],
+)
+def test_urn_uuid_subject_resolves_to_the_bundles_patient_entry(
+    config: ParserConfig, patient: dict[str, Any], subject: str
+) -> None:
+    (result,) = parse_fhir_document(_bundle_with_patient(patient), config, origin="b.json:1")
+    found = parsed(result)
+    assert found.events[0].subject_id == subject
+    stored = orjson.dumps([found.raw_redacted, *(event.model_dump(mode="json") for event in found.events)])
+    assert b"Doe" not in stored
+    assert b"2011-07-04" not in stored  # the date of birth never leaves the parser
+
+
+def test_urn_uuid_subject_without_its_patient_entry_is_rejected(config: ParserConfig) -> None:
+    document = _bundle_with_patient({"id": "AD-008"}, reference="urn:uuid:elsewhere")
+    (result,) = parse_fhir_document(document, config, origin="b.json:1")
+    assert rejected(result).error == (
+        "FHIR Observation/obs-1: subject: neither a Patient/<id> reference nor an identifier value"
     )

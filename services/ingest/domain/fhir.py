@@ -7,20 +7,35 @@ stored. Identity and dedup key: `FHIR:<type>/<id>/_history/<versionId>` (a conte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from services.ingest.domain.fhir_adverse_event import adverse_event_events
-from services.ingest.domain.fhir_fields import identity, recorded_at, redacted
+from services.ingest.domain.fhir_fields import NO_SUBJECTS, identity, patient_subject, recorded_at, redacted
 from services.ingest.domain.fhir_observation import observation_events
 from services.ingest.domain.keys import unparseable
 from services.ingest.domain.model import InputError, Parsed, ParserConfig, ParseResult, Rejected
 from shared.events import Event
 
-Handler = Callable[[dict[str, Any], ParserConfig, str, str, datetime | None], list[Event]]
+
+class Handler(Protocol):
+    """Events of one accepted resource: (resource, config, dedup key, resource id, ingestion time)."""
+
+    def __call__(
+        self,
+        resource: dict[str, Any],
+        config: ParserConfig,
+        key: str,
+        resource_id: str,
+        received_at: datetime | None,
+        *,
+        bundle_subjects: Mapping[str, str],
+    ) -> list[Event]: ...
+
+
 _HANDLERS: dict[str, Handler] = {"Observation": observation_events, "AdverseEvent": adverse_event_events}
 
 
@@ -75,8 +90,12 @@ def parse_fhir_resource(
     origin: str,
     received_at: datetime | None = None,
     fallback_id: str | None = None,
+    bundle_subjects: Mapping[str, str] = NO_SUBJECTS,
 ) -> ParseResult:
-    """One Observation or AdverseEvent; any other resource type is rejected (INTERFACES §2)."""
+    """One Observation or AdverseEvent; any other resource type is rejected (INTERFACES §2).
+
+    Inside a Bundle, `fallback_id` is the id its fullUrl gives and `bundle_subjects` the subject of each
+    Patient entry by fullUrl (a `urn:uuid:` subject reference points at one)."""
     resource_type = resource.get("resourceType")
     handler = _HANDLERS.get(resource_type) if isinstance(resource_type, str) else None
     if handler is None or not isinstance(resource_type, str):
@@ -86,10 +105,10 @@ def parse_fhir_resource(
         return Rejected(origin, error, kept)
     try:
         resource_id, key = identity(resource, resource_type, fallback_id)
-        events = handler(resource, config, key, resource_id, received_at)
+        events = handler(resource, config, key, resource_id, received_at, bundle_subjects=bundle_subjects)
     except InputError as error:
         return Rejected(origin, f"{_name(resource, origin)}: {error}", redacted(resource))
-    return Parsed(origin, key, events, redacted(resource))
+    return Parsed(origin, key, events, redacted(resource) if config.keep_raw else None)
 
 
 def _full_url_id(entry: dict[str, Any]) -> str | None:
@@ -110,6 +129,7 @@ def _bundle(
             raise InputError("entry", "expected a JSON array")
     except InputError as error:
         return [Rejected(origin, f"{_name(bundle, origin)}: {error}", {"resourceType": "Bundle"})]
+    subjects = _patient_subjects(entries, config)
     results: list[ParseResult] = []
     for index, entry in enumerate(entries):
         where = f"{entry_origin}#entry[{index}]"
@@ -119,7 +139,25 @@ def _bundle(
         resource = entry.get("resource")
         if isinstance(resource, dict) and resource.get("resourceType") in _HANDLERS:
             found = parse_fhir_resource(
-                resource, config, origin=where, received_at=bundle_received, fallback_id=_full_url_id(entry)
+                resource,
+                config,
+                origin=where,
+                received_at=bundle_received,
+                fallback_id=_full_url_id(entry),
+                bundle_subjects=subjects,
             )
             results.append(found)
     return results
+
+
+def _patient_subjects(entries: list[Any], config: ParserConfig) -> dict[str, str]:
+    """fullUrl -> USUBJID of the Bundle's Patient entries (which are never stored)."""
+    subjects: dict[str, str] = {}
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient" and isinstance(url, str):
+            subject = patient_subject(resource, config.study_ids)
+            if subject is not None:
+                subjects[url] = subject
+    return subjects

@@ -8,6 +8,7 @@ A `potential` AdverseEvent (a near miss, R4 `actuality`) is accepted and yields 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,8 @@ def adverse_event_events(
     key: str,
     resource_id: str,
     received_at: datetime | None,
+    *,
+    bundle_subjects: Mapping[str, str],
 ) -> list[Event]:
     """The one AdverseEventReported of an actual adverse event."""
     if string(resource, "actuality", "actuality") == "potential":
@@ -125,7 +128,9 @@ def adverse_event_events(
     codes = config.terminology.adverse_event
     term, decod, meddra_code = _term(resource, codes)
     outcome = _first_code(codings(resource, "outcome", "outcome"))
-    ctx = RecordContext(config.default_study_id, subject_id(resource), key, recorded_at(resource, received_at))
+    ctx = RecordContext(
+        config.default_study_id, subject_id(resource, bundle_subjects), key, recorded_at(resource, received_at)
+    )
     fields = ctx.envelope("adverse.event", key, 1, _onset(resource))
     fields.update(
         ae_id=resource_id,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from services.ingest.domain.keys import content_hash, fhir_source
@@ -11,6 +13,8 @@ from services.ingest.domain.times import iso_time
 
 _PATIENT_REFERENCE = "Patient/"
 _IDENTIFYING_CONTAINED = frozenset(("Patient", "RelatedPerson", "Person"))
+#: No Patient entries to resolve subject references against (a resource outside a Bundle).
+NO_SUBJECTS: Mapping[str, str] = MappingProxyType({})
 
 
 def element(parent: dict[str, Any], name: str, path: str) -> dict[str, Any] | None:
@@ -68,8 +72,9 @@ def identity(resource: dict[str, Any], resource_type: str, fallback_id: str | No
     return resource_id, fhir_source(resource_type, resource_id, version or content_hash(resource))
 
 
-def subject_id(resource: dict[str, Any]) -> str:
-    """USUBJID from `subject.reference` `Patient/<id>`, else `subject.identifier.value` (INTERFACES §1.2)."""
+def subject_id(resource: dict[str, Any], bundle_subjects: Mapping[str, str] = NO_SUBJECTS) -> str:
+    """USUBJID from `subject.reference` `Patient/<id>`, or a reference to a Patient entry of the same Bundle
+    (`urn:uuid:...`, its fullUrl: `bundle_subjects`), else `subject.identifier.value` (INTERFACES §1.2)."""
     subject = element(resource, "subject", "subject")
     if subject is None:
         raise InputError("subject", "missing")
@@ -78,11 +83,34 @@ def subject_id(resource: dict[str, Any]) -> str:
         found = reference.rsplit(_PATIENT_REFERENCE, 1)[1].split("/", 1)[0]
         if found:
             return found
+    if reference is not None and reference in bundle_subjects:
+        return bundle_subjects[reference]
     identifier = element(subject, "identifier", "subject.identifier")
     value = string(identifier, "value", "subject.identifier.value") if identifier is not None else None
     if value is None:
         raise InputError("subject", "neither a Patient/<id> reference nor an identifier value")
     return value
+
+
+def patient_subject(patient: dict[str, Any], study_ids: frozenset[str]) -> str | None:
+    """The USUBJID a Patient resource names, for references to it within a Bundle: the value of its
+    identifier whose `system` is a configured study (as PID-3.4 assigns PID-3), else its `id` (as a
+    `Patient/<id>` reference reads), else its first identifier value; None when it names none.
+    Nothing else of the Patient (name, birth date, address) is read."""
+    identifiers = patient.get("identifier")
+    values: list[tuple[object, str]] = []
+    if isinstance(identifiers, list):
+        for identifier in identifiers:
+            value = identifier.get("value") if isinstance(identifier, dict) else None
+            if isinstance(value, str) and value:
+                values.append((identifier.get("system"), value))
+    for system, value in values:
+        if system in study_ids:
+            return value
+    resource_id = patient.get("id")
+    if isinstance(resource_id, str) and resource_id:
+        return resource_id
+    return values[0][1] if values else None
 
 
 def recorded_at(resource: dict[str, Any], received_at: datetime | None) -> datetime | None:

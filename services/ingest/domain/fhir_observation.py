@@ -6,6 +6,7 @@ else (subject, effective time) (SAFETY_RULES §6). An unknown LOINC code is acce
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -134,6 +135,8 @@ def observation_events(
     key: str,
     resource_id: str,
     received_at: datetime | None,
+    *,
+    bundle_subjects: Mapping[str, str],
 ) -> list[Event]:
     """The one lab or vital-sign event of a recognised Observation (none for an unknown LOINC code)."""
     terminology = config.terminology
@@ -141,7 +144,9 @@ def observation_events(
     if found is None:
         return []
     test, loinc = found
-    ctx = RecordContext(config.default_study_id, subject_id(resource), key, recorded_at(resource, received_at))
+    ctx = RecordContext(
+        config.default_study_id, subject_id(resource, bundle_subjects), key, recorded_at(resource, received_at)
+    )
     family = terminology.test_family[test]
     reading, original = _reading(resource)
     quantity = element(resource, "valueQuantity", "valueQuantity")

@@ -36,26 +36,27 @@ def read_header(segment: str) -> Header:
     if not segment.startswith("MSH") or len(segment) < 8:
         raise InputError("MSH", "the message does not start with a readable MSH segment")
     field_sep = segment[3]
-    fields = segment.split(field_sep)
-    encoding = fields[1] if len(fields) > 1 else ""
+    fields = segment.split(field_sep)  # at least two: segment[3] is the separator
+    encoding = fields[1]
     if len(encoding) < 2 or field_sep in encoding:
         raise InputError("MSH-2", f"encoding characters {encoding!r} are not like '^~\\&'")
-    fields += [""] * (12 - len(fields))
+    if len(fields) < 12:
+        fields += [""] * (12 - len(fields))
     component = encoding[0]
     sent_text = fields[6].strip()
     sent_at = hl7_time(sent_text) if sent_text else None
     if sent_text and sent_at is None:
         raise InputError("MSH-7", f"{sent_text!r} is not an HL7 date/time (YYYYMMDD[HHMM[SS]][+/-ZZZZ])")
-    return Header(
-        field_sep=field_sep,
-        component_sep=component,
-        repetition_sep=encoding[1],
-        subcomponent_sep=encoding[3] if len(encoding) > 3 else "&",
-        facility=fields[3].strip(),
-        control_id=fields[9].strip(),
-        sent_at=sent_at,
-        processing_id=_component(fields[10], component),
-        message_type=fields[8].strip(),
+    return Header(  # in field order (positional: cheaper on the hot path)
+        field_sep,
+        component,
+        encoding[1],
+        encoding[3] if len(encoding) > 3 else "&",
+        fields[3].strip(),
+        fields[9].strip(),
+        sent_at,
+        _component(fields[10], component),
+        fields[8].strip(),
     )
 
 

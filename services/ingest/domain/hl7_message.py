@@ -12,7 +12,13 @@ from datetime import datetime
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.hl7_header import Header, check_oru, read_header, read_subject
 from services.ingest.domain.hl7_redact import redact_message
-from services.ingest.domain.hl7_results import Order, read_observation, read_order
+from services.ingest.domain.hl7_results import (
+    Order,
+    observation_profile,
+    read_observation,
+    read_order,
+    usual_lab_event,
+)
 from services.ingest.domain.keys import hl7_dedup_key
 from services.ingest.domain.model import InputError, Parsed, ParserConfig, ParseResult, Rejected
 from services.ingest.domain.results import result_event
@@ -49,14 +55,14 @@ def parse_hl7_message(
 
 def parse_er7(text: str, config: ParserConfig, *, origin: str, received_at: datetime | None = None) -> ParseResult:
     """Parse one normalised message (segments terminated by `\\r`, no MLLP bytes)."""
-    segments = [segment for segment in text.split("\r") if segment]
+    segments = _segments(text)
     header: Header | None = None
     try:
         header = read_header(segments[0] if segments else "")
         check_oru(header)
         key = hl7_dedup_key(header.facility, header.control_id)
         if header.processing_id in _NON_PRODUCTION:
-            return Parsed(origin, key, [], redact_message(segments, header, config), non_production=True)
+            return Parsed(origin, key, [], _kept(segments, header, config), non_production=True)
         events = _events(segments, header, config, key, received_at)
     except InputError as error:
         name = f"HL7 message {header.facility}:{header.control_id}" if header and header.control_id else None
@@ -65,7 +71,21 @@ def parse_er7(text: str, config: ParserConfig, *, origin: str, received_at: date
             f"{name or 'HL7 message at ' + origin}: {error}",
             redact_message(segments, header, config),
         )
-    return Parsed(origin, key, events, redact_message(segments, header, config))
+    return Parsed(origin, key, events, _kept(segments, header, config))
+
+
+def _segments(text: str) -> list[str]:
+    """The non-empty segments; usually only the final terminator leaves an empty one, dropped cheaply."""
+    segments = text.split("\r")
+    if not segments[-1]:
+        segments.pop()
+    if "" in segments:
+        segments = [segment for segment in segments if segment]
+    return segments
+
+
+def _kept(segments: list[str], header: Header, config: ParserConfig) -> str | None:
+    return redact_message(segments, header, config) if config.keep_raw else None
 
 
 def _events(
@@ -77,7 +97,7 @@ def _events(
 ) -> list[Event]:
     """Walk PID / OBR / OBX in order: each OBX belongs to the latest PID (subject) and OBR (specimen)."""
     terminology = config.terminology
-    field_sep = header.field_sep
+    field_sep, component = header.field_sep, header.component_sep
     source_prefix = key + ":"
     order = Order(f"HL7:{header.facility}:{header.control_id}#OBR0", None, "")
     context: RecordContext | None = None
@@ -92,10 +112,17 @@ def _events(
             fields = segment.split(field_sep)
             if len(fields) < _OBX_FIELDS:
                 fields += [""] * (_OBX_FIELDS - len(fields))
-            result = read_observation(fields, header, order, terminology)
-            if result is not None:
-                source = source_prefix + (fields[1].strip() or str(observations))
-                events.append(result_event(context, result, source, observations))
+            profile = observation_profile(terminology, fields[3], fields[6], fields[7], component)
+            if profile is None:
+                continue  # not a test TrialWatch grades: accepted, ignored
+            source = source_prefix + (fields[1].strip() or str(observations))
+            event: Event | None = usual_lab_event(
+                fields, order, profile, terminology, context, source=source, ordinal=observations
+            )
+            if event is None:
+                result = read_observation(fields, header, order, profile, terminology)
+                event = result_event(context, result, source, observations)
+            events.append(event)
         elif tag == "OBR":
             orders += 1
             order = read_order(segment, header, orders)

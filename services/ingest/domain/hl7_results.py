@@ -9,18 +9,21 @@ import functools
 from datetime import datetime
 from typing import NamedTuple
 
+from services.ingest.domain.context import RecordContext
 from services.ingest.domain.hl7_header import Header
 from services.ingest.domain.model import InputError
 from services.ingest.domain.quantities import (
     Reading,
+    canonical_number,
     parse_number,
     parse_qualified,
     parse_reference_range,
     parse_structured_numeric,
 )
-from services.ingest.domain.results import ResultInput, ResultProfile, result_profile
+from services.ingest.domain.results import ResultInput, ResultProfile, lab_event, result_profile
 from services.ingest.domain.terminology import Terminology, UnitFamily
 from services.ingest.domain.times import hl7_time
+from shared.events import LabResultRecorded
 from shared.events.clinical import ResultStatus
 
 _LOINC_SYSTEMS = frozenset(("LN", "LOINC", "http://loinc.org", ""))
@@ -121,12 +124,11 @@ def _status(code: str, order: Order, terminology: Terminology) -> tuple[ResultSt
     return status, None
 
 
-def read_observation(fields: list[str], header: Header, order: Order, terminology: Terminology) -> ResultInput | None:
-    """A result of a recognised LOINC test, or None for any other observation (accepted, ignored)."""
+def read_observation(
+    fields: list[str], header: Header, order: Order, profile: ResultProfile, terminology: Terminology
+) -> ResultInput:
+    """What an OBX of a recognised LOINC test (`profile`, from `observation_profile`) says: the general path."""
     component = header.component_sep
-    profile = observation_profile(terminology, fields[3], fields[6], fields[7], component)
-    if profile is None:
-        return None
     status = terminology.hl7_status.get(fields[11])  # the usual case, else the careful way
     status_issue = None
     if status is None:
@@ -143,4 +145,39 @@ def read_observation(fields: list[str], header: Header, order: Order, terminolog
         order.specimen_id,
         f"{order.specimen_id}:{profile.test}",
         status_issue,
+    )
+
+
+def usual_lab_event(
+    fields: list[str],
+    order: Order,
+    profile: ResultProfile,
+    terminology: Terminology,
+    context: RecordContext,
+    *,
+    source: str,
+    ordinal: int,
+) -> LabResultRecorded | None:
+    """The fast path: the event of the usual OBX, or None for any other (then `read_observation` and
+    `result_event` decide). Usual: a laboratory test in a known unit, value type NM holding a number, an
+    OBX-11 status other than cancelled, an OBR-7 collection time. Such a result has no data issue, so
+    this is what the general path gives (tests/ingest/test_ingest_fast_paths.py checks it does)."""
+    conversion = profile.conversion
+    collected_at = order.collected_at
+    if fields[2] != "NM" or conversion is None or profile.vital or collected_at is None:
+        return None
+    status = terminology.hl7_status.get(fields[11])
+    value = canonical_number(fields[5], conversion)
+    if status is None or status == "cancelled" or value is None:
+        return None
+    return lab_event(
+        context.lab_result_fields(source, ordinal, collected_at),
+        profile,
+        status,
+        value=value,
+        comparator=None,
+        original_value=fields[5],
+        specimen_id=order.specimen_id,
+        result_key=f"{order.specimen_id}:{profile.test}",
+        data_issue=None,
     )

@@ -18,11 +18,14 @@ class ParserConfig:
 
     HL7 and FHIR input carry no STUDYID: it belongs to `default_study_id` unless the subject's PID-3
     repetition is assigned by (PID-3.4 equals) another configured study (SAFETY_RULES §6, "Study and output").
+    `keep_raw=False` leaves `Parsed.raw_redacted` None: for callers that store no raw copy (replay), so the
+    blanked copy is not built. Rejections always keep theirs.
     """
 
     study_ids: frozenset[str]
     default_study_id: str
     terminology: Terminology = field(default_factory=packaged_terminology)
+    keep_raw: bool = True
 
     def __post_init__(self) -> None:
         if self.default_study_id not in self.study_ids:
@@ -34,14 +37,15 @@ class Parsed(NamedTuple):
 
     Immutable (a NamedTuple: one is built per input record, a frozen dataclass costs four times more).
     `source` is the record's position (`file:line`, `file:#entry[i]`), `key` its dedup key
-    (SAFETY_RULES §6 "Duplicates"). `non_production` marks HL7 MSH-11 T/D messages: acknowledged (MLLP AA),
+    (SAFETY_RULES §6 "Duplicates"). `raw_redacted` is None when the caller keeps no raw copy
+    (`ParserConfig.keep_raw`). `non_production` marks HL7 MSH-11 T/D messages: acknowledged (MLLP AA),
     never graded.
     """
 
     source: str
     key: str
     events: list[Event]
-    raw_redacted: RawRedacted
+    raw_redacted: RawRedacted | None
     non_production: bool = False
 
 

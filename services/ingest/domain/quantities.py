@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from decimal import Decimal, InvalidOperation
 
-from services.ingest.domain.terminology import UnitFamily
+from services.ingest.domain.terminology import Conversion, UnitFamily
 from shared.events.clinical import Comparator
 
 Reading = tuple[Decimal | None, Comparator | None, str | None]
@@ -28,6 +28,14 @@ def parse_number(text: str) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+@functools.lru_cache(maxsize=16384)
+def canonical_number(text: str, conversion: Conversion) -> Decimal | None:
+    """`parse_number(text)` converted to the canonical unit; cached, as laboratories send the same values
+    again and again (and a conversion costs more than the rest of an HL7 result)."""
+    value = parse_number(text)
+    return value if value is None or conversion.identity else conversion.apply(value)
 
 
 def number_of(value: object) -> Decimal | None:

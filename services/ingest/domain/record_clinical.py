@@ -15,7 +15,7 @@ from services.ingest.domain.quantities import parse_qualified
 from services.ingest.domain.record_fields import (
     Record,
     code,
-    flag,
+    flags,
     grade,
     limit,
     limit_value,
@@ -31,21 +31,15 @@ from services.ingest.domain.terminology import Terminology
 from shared.events import AdverseEventReported, Event
 from shared.events.clinical import SeriousnessCriterion
 
-_CRITERIA: tuple[SeriousnessCriterion, ...] = (
-    "AESER",
-    "AESDTH",
-    "AESLIFE",
-    "AESHOSP",
-    "AESDISAB",
-    "AESCONG",
-    "AESMIE",
+_CRITERIA: tuple[tuple[SeriousnessCriterion, SeriousnessCriterion], ...] = tuple(
+    (name, name) for name in ("AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE")
 )
 
 
 def adverse_event(data: Record, ctx: RecordContext, source: str, terminology: Terminology) -> list[Event]:
     """SDTM AE: verbatim term, MedDRA coding, CTCAE grade, SAE flags, causality and outcome as sent."""
     fields = ctx.envelope("adverse.event", source, 1, required_moment(data, "AESTDTC"))
-    criteria = {name: value for name in _CRITERIA if (value := flag(data, name)) is not None}
+    criteria = flags(data, _CRITERIA)
     fields.update(
         ae_id=required_code(data, "RECID"),
         term=required_text(data, "AETERM"),

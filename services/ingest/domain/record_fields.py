@@ -6,6 +6,7 @@ ISO 8601 (no offset = UTC); numbers may be JSON numbers or numeric strings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -69,12 +70,18 @@ def choice(data: Record, key: str, allowed: tuple[str, ...]) -> str:
 
 def flag(data: Record, key: str) -> bool | None:
     """A Y/N flag."""
-    value = text(data, key)
+    value = data.get(key)
+    if type(value) is str and value in _FLAGS:
+        return _FLAGS[value]
+    value = text(data, key)  # absent, or an error to name
     if value is None:
         return None
-    if value not in _FLAGS:
-        raise InputError(key, f"{value!r} is not a Y/N flag")
-    return _FLAGS[value]
+    raise InputError(key, f"{value!r} is not a Y/N flag")
+
+
+def flags(data: Record, keys: Iterable[tuple[str, str]]) -> dict[str, bool]:
+    """The Y/N flags sent among `keys` ((key, name) pairs), under their names, in the order of `keys`."""
+    return {name: found for key, name in keys if key in data and (found := flag(data, key)) is not None}
 
 
 def number(data: Record, key: str) -> Decimal | None:

@@ -9,6 +9,7 @@ from services.ingest.domain.record_fields import (
     Record,
     choice,
     flag,
+    flags,
     grade,
     number,
     required_code,
@@ -25,18 +26,18 @@ from shared.events import (
     RegulatorySubmissionRecorded,
 )
 
-#: ISR finding keys -> finding names of InjectionSiteReported.findings.
-_ISR_FINDINGS = {
-    "ISRTEND": "TEND",
-    "ISRERYTH": "ERYTH",
-    "ISRWARM": "WARM",
-    "ISRITCH": "ITCH",
-    "ISRPAIN": "PAIN",
-    "ISREDEMA": "EDEMA",
-    "ISRLIPO": "LIPO",
-    "ISRULCER": "ULCER",
-    "ISRNECR": "NECR",
-}
+#: (ISR finding key, finding name in InjectionSiteReported.findings), in the findings' order.
+_ISR_FINDINGS = (
+    ("ISRTEND", "TEND"),
+    ("ISRERYTH", "ERYTH"),
+    ("ISRWARM", "WARM"),
+    ("ISRITCH", "ITCH"),
+    ("ISRPAIN", "PAIN"),
+    ("ISREDEMA", "EDEMA"),
+    ("ISRLIPO", "LIPO"),
+    ("ISRULCER", "ULCER"),
+    ("ISRNECR", "NECR"),
+)
 _DISPOSITIONS = ("ENROLLED", "WITHDRAWN", "COMPLETED")
 _DSMB_DECISIONS = ("RESUME", "CONTINUE_PAUSE", "TERMINATE")
 _CLOCKS = ("SPONSOR-24H", "IND-7D", "IND-15D")
@@ -54,7 +55,7 @@ def dose(data: Record, ctx: RecordContext, source: str, terminology: Terminology
 
 def injection_site(data: Record, ctx: RecordContext, source: str, terminology: Terminology) -> list[Event]:
     """Participant diary injection-site report: findings as sent, grade only when ISRTOXGR is sent."""
-    findings = {name: value for key, name in _ISR_FINDINGS.items() if (value := flag(data, key)) is not None}
+    findings = flags(data, _ISR_FINDINGS)
     fields = ctx.envelope("injection.site", source, 1, required_moment(data, "ISRDTC"))
     fields.update(
         location=text(data, "ISRLOC"),

@@ -78,7 +78,7 @@ def parse_record(
         key, events = _events(data, config, received_at)
     except InputError as error:
         return Rejected(origin, f"{_name(data, origin)}: {error}", _redacted(data))
-    return Parsed(origin, key, events, _redacted(data))
+    return Parsed(origin, key, events, _redacted(data) if config.keep_raw else None)
 
 
 def _events(data: Record, config: ParserConfig, received_at: datetime | None) -> tuple[str, list[Event]]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.quantities import Reading, measure
 from services.ingest.domain.terminology import Conversion, Terminology
 from shared.events import Event, LabResultRecorded, VitalSignRecorded
-from shared.events.clinical import ResultStatus
+from shared.events.clinical import Comparator, ResultStatus
 
 _UNGRADED = frozenset(("preliminary", "deleted", "cancelled"))
 _MISSING = "value missing"
@@ -90,23 +90,55 @@ def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: 
         if comparator is not None and issue is None:
             issue = f"value {result.original_value!r} is qualified ({comparator}), not a measurement"
         fields = ctx.envelope("vital.sign", source, ordinal, result.occurred_at)
-        cls: type[Event] = VitalSignRecorded
-    else:
-        fields = ctx.envelope("lab.result", source, ordinal, result.occurred_at)
-        fields["loinc"] = profile.loinc
-        fields["comparator"] = comparator
-        has_limits = status != "cancelled"
-        fields["ref_low"] = profile.ref_low if has_limits else None
-        fields["ref_high"] = profile.ref_high if has_limits else None
-        fields["specimen_id"] = result.specimen_id
-        fields["derived"] = False
-        cls = LabResultRecorded
+        fields["test"] = profile.test
+        fields["value"] = value
+        fields["unit"] = profile.unit if status != "cancelled" else None
+        fields["original_value"] = result.original_value
+        fields["original_unit"] = profile.original_unit
+        fields["status"] = status
+        fields["result_key"] = result.result_key
+        fields["data_issue"] = issue
+        return construct(VitalSignRecorded, fields)
+    return lab_event(
+        ctx.lab_result_fields(source, ordinal, result.occurred_at),
+        profile,
+        status,
+        value=value,
+        comparator=comparator,
+        original_value=result.original_value,
+        specimen_id=result.specimen_id,
+        result_key=result.result_key,
+        data_issue=issue,
+    )
+
+
+def lab_event(
+    fields: dict[str, Any],
+    profile: ResultProfile,
+    status: ResultStatus,
+    *,
+    value: Decimal | None,
+    comparator: Comparator | None,
+    original_value: str,
+    specimen_id: str,
+    result_key: str,
+    data_issue: str | None,
+) -> LabResultRecorded:
+    """The LabResultRecorded of a laboratory result, `fields` from `RecordContext.lab_result_fields`, its
+    value already in the profile's canonical unit (shared by the general path and the HL7 fast path)."""
+    cancelled = status == "cancelled"
     fields["test"] = profile.test
+    fields["loinc"] = profile.loinc
     fields["value"] = value
-    fields["unit"] = profile.unit if status != "cancelled" else None
-    fields["original_value"] = result.original_value
+    fields["comparator"] = comparator
+    fields["unit"] = None if cancelled else profile.unit
+    fields["original_value"] = original_value
     fields["original_unit"] = profile.original_unit
+    fields["ref_low"] = None if cancelled else profile.ref_low
+    fields["ref_high"] = None if cancelled else profile.ref_high
     fields["status"] = status
-    fields["result_key"] = result.result_key
-    fields["data_issue"] = issue
-    return construct(cls, fields)
+    fields["specimen_id"] = specimen_id
+    fields["result_key"] = result_key
+    fields["derived"] = False
+    fields["data_issue"] = data_issue
+    return construct(LabResultRecorded, fields)

@@ -7,7 +7,7 @@ fails loudly on anything it does not understand.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -28,12 +28,16 @@ class Conversion:
     multiply: Decimal
     divide: Decimal
     identity: bool
+    _hash: int = field(compare=False, repr=False)  # a cache key on the HL7 hot path: hashed once
 
     @classmethod
     def of(cls, add: Decimal, multiply: Decimal, divide: Decimal) -> Conversion:
         if divide == 0:
             raise ValueError("terminology: a unit conversion divides by zero")
-        return cls(add, multiply, divide, add == 0 and multiply == divide)
+        return cls(add, multiply, divide, add == 0 and multiply == divide, hash((add, multiply, divide)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def apply(self, value: Decimal) -> Decimal:
         if self.identity:

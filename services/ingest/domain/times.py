@@ -1,7 +1,9 @@
 """Timestamps of every input family, normalised to aware UTC datetimes (INTERFACES §1.3, §3).
 
-A time without an offset is UTC; a date-only value is midnight UTC. Both parsers are pure and cached:
-the same timestamp string recurs in every OBX of a message and in many records.
+A time without an offset is UTC; a date-only value is midnight UTC. Both parsers lean on the C ISO 8601
+parser (`datetime.fromisoformat`): most timestamps are unique to their record, so caching them costs more
+than it saves. The general HL7 reader, for the rarer forms (offsets, fractions, dates), is cached; the usual
+`YYYYMMDDHHMM[SS]` takes `_hl7_time_without_offset` (a test pins it equal to the general reader).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import functools
 from datetime import UTC, datetime, timedelta, timezone
 
 _HL7_DIGITS = frozenset((8, 10, 12, 14))
+_FAST_LENGTHS = frozenset((12, 14))
 
 
 def _offset(text: str) -> timezone | None:
@@ -29,12 +32,28 @@ def _split_offset(text: str) -> tuple[str, str]:
     return text, ""
 
 
-@functools.lru_cache(maxsize=8192)
 def hl7_time(text: str) -> datetime | None:
     """HL7 v2.5.1 TS/DTM `YYYYMMDD[HH[MM[SS[.S...]]]][+/-ZZZZ]` as aware UTC; None when not such a time.
 
     Only the first component is read (TS.1; TS.2 "degree of precision" is deprecated).
     """
+    if len(text) in _FAST_LENGTHS and text.isdigit() and text.isascii():
+        return _hl7_time_without_offset(text)
+    return _hl7_time_general(text)
+
+
+def _hl7_time_without_offset(digits: str) -> datetime | None:
+    """`YYYYMMDDHHMM` or `YYYYMMDDHHMMSS` (ASCII digits only), UTC; None for an impossible date or time."""
+    try:
+        return datetime.fromisoformat(
+            f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14] or '00'}+00:00"
+        )
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=8192)
+def _hl7_time_general(text: str) -> datetime | None:
     value, offset_text = _split_offset(text.split("^", 1)[0].strip())
     digits, _, fraction = value.partition(".")
     if len(digits) not in _HL7_DIGITS or not digits.isdigit() or not (fraction.isdigit() or not fraction):
@@ -71,15 +90,14 @@ def _reduced_precision(text: str) -> datetime | None:
         return None
 
 
-@functools.lru_cache(maxsize=8192)
 def iso_time(text: str) -> datetime | None:
     """ISO 8601 date or date-time as aware UTC (no offset = UTC, date only = midnight); None if invalid."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return _reduced_precision(text)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:  # `combine`: `replace(tzinfo=UTC)` costs more than parsing the text
+        return datetime.combine(moment.date(), moment.time(), UTC)
     try:
         return moment.astimezone(UTC)
     except OverflowError:
