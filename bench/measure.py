@@ -112,7 +112,9 @@ def study_config() -> StudyConfig:
 
 def parse_only(paths: Sequence[Path], study: StudyConfig) -> tuple[list[Timing], int, int, int]:
     """parse_stream alone over each file, consuming every result: (timing per file, results, events, rejected)."""
-    config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
+    config = ParserConfig(
+        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
+    )  # as replay parses
     seconds: list[Timing] = []
     results = events = rejected = 0
     gc.collect()

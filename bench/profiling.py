@@ -96,7 +96,9 @@ def memory_census(label: str, data: bytes, study: StudyConfig, top: int = 10) ->
 
     Mirrors replay's loop (parse_stream, advance_clock, process) so the engine's state can be inspected.
     """
-    config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
+    config = ParserConfig(
+        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
+    )  # as replay parses
     for _ in parse_stream(io.BytesIO(data[:4096]), config, name="warm-up"):
         pass  # caches and lazy imports are not state
     gc.collect()

@@ -58,9 +58,12 @@ def _meets(value: float, limit: float, higher_is_better: bool) -> bool:
 
 def floors(end_to_end: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each floor on wall time, pass/fail, the stretch goal (4x the rate floors, a quarter of the RSS cap), and
-    the same judged on the child's CPU time (what an idle machine would show)."""
+    the same judged on the child's CPU time (what an idle machine would show). RSS: the run over all files."""
     hl7, ndjson = end_to_end["hl7"], end_to_end["ndjson"]
-    rss = max(run["peak_rss_mb"] for run in end_to_end.values())
+    # The RSS cap is for the whole stream ("all"). The HL7 files alone carry no dose record, so no participant
+    # has a first dose and every result of a test graded against BASE must be kept (retention.py): that
+    # partial stream's RSS is reported beside it, not judged.
+    rss = end_to_end["all"]["peak_rss_mb"]
     values = {
         "hl7_messages_per_s": (hl7["per_s"], hl7["cpu_per_s"]),
         "ndjson_records_per_s": (ndjson["per_s"], ndjson["cpu_per_s"]),
@@ -126,7 +129,7 @@ def print_table(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
             f"  {name:<24}{base['seconds']:>9.3f}{base['mb_per_s']:>12,.0f}{base['units_per_s']:>12,.0f}"
             f"{base['replay_ratio']:>12,.0f}x{base['parse_ratio']:>11,.0f}x"
         )
-    p("\nfloors (end-to-end wall-clock rates; peak RSS of any run):")
+    p("\nfloors (end-to-end wall-clock rates; peak RSS of the run over all files):")
     for name, check in result["floors"].items():
         p(
             f"  {name:<22}{check['value']:>12,.1f}  floor {check['floor']:>9,.0f} {_ok(check['pass'])}"

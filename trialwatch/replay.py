@@ -91,7 +91,9 @@ def replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: I
 
 
 def _replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: IO[bytes], stderr: IO[bytes]) -> int:
-    parser_config = ParserConfig(study_ids=frozenset({study.study_id}), default_study_id=study.study_id)
+    parser_config = ParserConfig(
+        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
+    )  # no raw copy is kept: skip building the blanked one
     engine = Engine(study, InMemoryStateStore())
     write = stdout.write
     rejected = False

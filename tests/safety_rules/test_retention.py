@@ -44,11 +44,16 @@ def test_history_is_bounded_and_old_normal_results_are_forgotten() -> None:
     assert len(participant.series["CREAT"].keys) == len(participant.results)
 
 
-def test_nothing_is_forgotten_before_the_first_dose() -> None:
-    # §1: BASE = the last valid value before the first dose; without a first dose, any result may become it.
+def test_nothing_graded_against_base_is_forgotten_before_the_first_dose() -> None:
+    # §1: BASE = the last valid value before the first dose; without a first dose, any creatinine may become
+    # it (§2 LAB-CREAT-2 "> 1.5 x BASE"). Platelets are never graded against BASE (§2 LAB-PLT-3/4).
     harness = Harness()
     with_history(harness)
-    assert len(state(harness).results) == HISTORY
+    for index in range(HISTORY):
+        harness.send(lab("PLAT", 250, lln=150, uln=400, at=T0 + hours(12 + 6 * index), recid=f"LB-P{index}"))
+    tests = [value.test for value in state(harness).results.values()]
+    assert tests.count("CREAT") == HISTORY
+    assert tests.count("PLAT") < HISTORY
 
 
 def test_correcting_an_old_result_that_fired_retracts_its_signal() -> None:

@@ -2,7 +2,8 @@
 
 A result stays while a rule may still read it:
 - a standing signal uses it: a correction or deletion of it must retract that signal (§2 "Result status");
-- it was collected before the first-dose date: BASE is the last valid pre-dose value (§1);
+- it was collected before the first-dose date (any date while none is known), and its test is graded
+  against BASE, the last valid pre-dose value (§1);
 - it can take part in a composite window whatever arrives later (§2, §6 "Composite rules"): an ANC below the
   LAB-FN limit or a temperature at or above its sustained limit; a bilirubin above the LAB-HYS multiple, an
   ALT/AST at or above its multiple, or any ALP with a ULN (the ALP nearest the bilirubin decides);
@@ -22,6 +23,7 @@ from datetime import timedelta
 from services.safety_rules.domain.composite import anchors_fn, anchors_hys, holds, vs_uln
 from services.safety_rules.domain.config_model import StudyConfig
 from services.safety_rules.domain.derivation import DERIVED_PREFIX
+from services.safety_rules.domain.memo import table
 from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
 
@@ -46,18 +48,31 @@ def window_partner(config: StudyConfig, result: LabValue) -> bool:
     return anchors_fn(config, result) or anchors_hys(config, result)
 
 
+def _test_roles(config: StudyConfig) -> tuple[frozenset[str], frozenset[str]]:
+    """(tests graded against BASE, tests that may take part in a composite window), per configuration."""
+    roles = table(config, "retention-roles")
+    if not roles:
+        fn, hys = config.febrile_neutropenia, config.hys_law
+        with_base = frozenset(test for test, scale in config.scale.tests.items() if scale.uses_base)
+        partners = {fn.anc_test, fn.temperature_test, hys.bilirubin_test, hys.alp_test, *hys.aminotransferase_tests}
+        roles[None] = (with_base, frozenset(partners))
+    found: tuple[frozenset[str], frozenset[str]] = roles[None]
+    return found
+
+
 def _kept_keys(config: StudyConfig, participant: ParticipantState, horizon: timedelta) -> set[str] | None:
     latest, first_dose = participant.latest_at, participant.first_dose_start
-    if latest is None or first_dose is None:
-        return None  # before the first dose every result may become BASE
+    if latest is None:
+        return None
     cutoff, users = latest - horizon, participant.users
+    with_base, partners = _test_roles(config)
     keep = {
         key
         for key, result in participant.results.items()
         if result.at >= cutoff
-        or result.at < first_dose
         or key in users
-        or (result.status != "preliminary" and window_partner(config, result))
+        or (result.test in with_base and (first_dose is None or result.at < first_dose))
+        or (result.test in partners and result.status != "preliminary" and window_partner(config, result))
     }
     results = participant.results
     for specimen, parts in list(participant.specimens.items()):
