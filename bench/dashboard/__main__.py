@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 
 from bench.dashboard.synthetic import load
-from services.notifier.adapters.auth import dev_token
+from shared.auth import dev_token
 from trialwatch.devstack import envfile, pg_cluster, pg_layout
 from trialwatch.devstack.paths import ALEMBIC_INI, REPO_ROOT
 from trialwatch.devstack.settings import load_settings
