@@ -20,22 +20,22 @@ from services.dashboard.domain.halting import EngineStudyState
 from services.dashboard.domain.participants import ParticipantFacts
 from services.dashboard.domain.timeline import LabPoint, TimelineEvent
 
-#: OFFSET 0 keeps the subquery apart, so the few fields are taken out of the JSONB before the sort by
-#: participant instead of the sort carrying every payload (measured ~20 % faster at 1,000 participants).
+#: The payload is stored as `json` text (migration 0005): json_to_record parses each row once for the three
+#: fields (each `->>` would parse it again); OFFSET 0 keeps the subquery apart, so the sort by participant
+#: carries those fields, not every payload.
 PARTICIPANTS = text("""
 SELECT subject_id,
-  min(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'ENROLLED') AS enrolled_at,
-  min(occurred) FILTER (WHERE kind = 'dose' AND payload->>'given' = 'true') AS first_dose,
-  count(DISTINCT (occurred AT TIME ZONE 'UTC')::date)
-    FILTER (WHERE kind = 'dose' AND payload->>'given' = 'true') AS doses_given,
-  count(DISTINCT (occurred AT TIME ZONE 'UTC')::date)
-    FILTER (WHERE kind = 'dose' AND payload->>'given' = 'false') AS doses_missed,
-  max(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'WITHDRAWN') AS withdrawn_at,
-  max(occurred) FILTER (WHERE kind = 'disposition' AND payload->>'decision' = 'COMPLETED') AS completed_at
-FROM (SELECT subject_id, kind, payload, (payload->>'occurred_at')::timestamptz AS occurred
-      FROM ingest.canonical_event
-      WHERE study_id = :study AND kind IN ('dose', 'disposition') AND subject_id IS NOT NULL
-        AND recorded_at <= :cut
+  min(occurred) FILTER (WHERE kind = 'disposition' AND decision = 'ENROLLED') AS enrolled_at,
+  min(occurred) FILTER (WHERE kind = 'dose' AND given) AS first_dose,
+  count(DISTINCT (occurred AT TIME ZONE 'UTC')::date) FILTER (WHERE kind = 'dose' AND given) AS doses_given,
+  count(DISTINCT (occurred AT TIME ZONE 'UTC')::date) FILTER (WHERE kind = 'dose' AND NOT given) AS doses_missed,
+  max(occurred) FILTER (WHERE kind = 'disposition' AND decision = 'WITHDRAWN') AS withdrawn_at,
+  max(occurred) FILTER (WHERE kind = 'disposition' AND decision = 'COMPLETED') AS completed_at
+FROM (SELECT c.subject_id, c.kind, f.occurred_at AS occurred, f.given, f.decision
+      FROM ingest.canonical_event AS c
+      CROSS JOIN LATERAL json_to_record(c.payload) AS f(occurred_at timestamptz, given boolean, decision text)
+      WHERE c.study_id = :study AND c.kind IN ('dose', 'disposition') AND c.subject_id IS NOT NULL
+        AND c.recorded_at <= :cut
       OFFSET 0) AS e
 GROUP BY subject_id
 """)
