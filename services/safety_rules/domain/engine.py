@@ -113,6 +113,10 @@ class Engine:
 
 def _by_subject(study_id: str, events: Sequence[ClinicalEvent]) -> list[tuple[str | None, list[ClinicalEvent]]]:
     """Events grouped by participant (a source record normally concerns one)."""
+    if len(events) == 1:  # nearly every NDJSON record: one event, no loop
+        event = events[0]
+        if event.study_id == study_id:
+            return [(event.subject_id, [event])]
     subject_id = events[0].subject_id
     for event in events:
         if event.subject_id != subject_id or event.study_id != study_id:
