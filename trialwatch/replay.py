@@ -13,11 +13,12 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from itertools import islice
 from typing import IO, Any, BinaryIO, cast
 
 import orjson
 
-from services.ingest.domain import Parsed, ParserConfig, parse_stream
+from services.ingest.domain import Parsed, ParserConfig, ParseResult, parse_stream
 from services.safety_rules.domain import Engine, InMemoryStateStore, StudyConfig, select_study
 from shared.events import ClinicalEvent, Signal, utc_iso
 
@@ -25,6 +26,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_REJECTED = 65  # EX_DATAERR (sysexits.h): some input records were rejected
 GC_THRESHOLD = 50_000
+PARSE_AHEAD = 256  # records parsed before they are evaluated (see _read_ahead)
 
 
 def signal_line(signal: Signal) -> bytes:
@@ -98,7 +100,7 @@ def _replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: 
     write = stdout.write
     rejected = False
     for name, stream in inputs:
-        for result in parse_stream(stream, parser_config, name=name):
+        for result in _read_ahead(parse_stream(stream, parser_config, name=name)):
             if not isinstance(result, Parsed):
                 stderr.write(_error_line(result.source, result.error))
                 rejected = True
@@ -112,6 +114,13 @@ def _replay(inputs: Iterable[tuple[str, BinaryIO]], study: StudyConfig, stdout: 
             for signal in signals:
                 write(signal_line(signal))
     return EXIT_REJECTED if rejected else EXIT_OK
+
+
+def _read_ahead(results: Iterator[ParseResult]) -> Iterator[ParseResult]:
+    """The parser's results, PARSE_AHEAD at a time: parsing a run of records and then evaluating them costs
+    less CPU than alternating record by record (caches); the order is unchanged."""
+    while batch := list(islice(results, PARSE_AHEAD)):
+        yield from batch
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
