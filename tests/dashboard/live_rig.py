@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from faults import Pipeline, Probe
+from faults import Pipeline, Probe, migrated_pipeline, opened_probe
 from harness import ServiceProcess
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.notifier.domain.model import Role
 from shared.auth import dev_token
-from shared.settings import KafkaSettings
 from trialwatch.devstack import apt
 from trialwatch.devstack.kafka_admin import ClusterInfo
 from trialwatch.devstack.paths import REPO_ROOT
@@ -64,19 +62,14 @@ def pipeline(
     cluster_info: ClusterInfo,
     postgres_ready: PgTarget,
 ) -> Iterator[Pipeline]:
-    processes = Pipeline(stack_settings, tmp_path_factory.mktemp("dashboard-pipeline"))
-    processes.migrate()
-    try:
+    with migrated_pipeline(stack_settings, tmp_path_factory.mktemp("dashboard-pipeline")) as processes:
         yield processes
-    finally:
-        processes.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
-    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
-    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
-    await engine.dispose()
+    async with opened_probe(stack_settings) as opened:
+        yield opened
 
 
 async def fresh_pipeline(pipeline: Pipeline, probe: Probe) -> None:

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.ingest.app import CONSUMER_GROUP as INGEST_GROUP
 from services.notifier.settings import DEFAULT_CONSUMER_GROUP as NOTIFIER_GROUP
@@ -194,6 +194,16 @@ def migrated_pipeline(cfg: Settings, log_dir: Path) -> Iterator[Pipeline]:
         yield processes
     finally:
         processes.stop()
+
+
+@asynccontextmanager
+async def opened_probe(cfg: Settings) -> AsyncIterator[Probe]:
+    """A `Probe` on the stack's database and broker, its engine disposed when the block ends."""
+    engine = create_async_engine(cfg.database_url, pool_pre_ping=True)
+    try:
+        yield Probe(engine, KafkaSettings.from_mapping(cfg.env))
+    finally:
+        await engine.dispose()
 
 
 def metric_total(exposition: str, name: str, **labels: str) -> float:

@@ -40,13 +40,13 @@ from faults import (
     kill_between_publish_and_mark,
     live_signals,
     migrated_pipeline,
+    opened_probe,
     postgres_outage,
     produce,
     replay,
     restart_broker,
     without_breaches,
 )
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.topics import DEAD_LETTER, EVENTS, IN_RECORDS, SIGNALS
@@ -140,9 +140,8 @@ def infrastructure_restored(stack_settings: Settings, infrastructure: None) -> I
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
-    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
-    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
-    await engine.dispose()
+    async with opened_probe(stack_settings) as opened:
+        yield opened
 
 
 @pytest.fixture

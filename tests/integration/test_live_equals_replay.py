@@ -22,11 +22,19 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from faults import Pipeline, Probe, difference, live_signals, ndjson, replay, without_breaches
-from sqlalchemy.ext.asyncio import create_async_engine
+from faults import (
+    Pipeline,
+    Probe,
+    difference,
+    live_signals,
+    migrated_pipeline,
+    ndjson,
+    opened_probe,
+    replay,
+    without_breaches,
+)
 
 from services.safety_rules.domain import select_study
-from shared.settings import KafkaSettings
 from trialwatch.devstack.kafka_admin import ClusterInfo
 from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import PgTarget, Settings
@@ -135,19 +143,14 @@ def pipeline(
     cluster_info: ClusterInfo,
     postgres_ready: PgTarget,
 ) -> Iterator[Pipeline]:
-    processes = Pipeline(stack_settings, tmp_path_factory.mktemp("live-equals-replay"))
-    processes.migrate()
-    try:
+    with migrated_pipeline(stack_settings, tmp_path_factory.mktemp("live-equals-replay")) as processes:
         yield processes
-    finally:
-        processes.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def probe(stack_settings: Settings) -> AsyncIterator[Probe]:
-    engine = create_async_engine(stack_settings.database_url, pool_pre_ping=True)
-    yield Probe(engine, KafkaSettings.from_mapping(stack_settings.env))
-    await engine.dispose()
+    async with opened_probe(stack_settings) as opened:
+        yield opened
 
 
 def report(name: str, figures: dict[str, Any]) -> None:
