@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +146,15 @@ class Pipeline:
                 self.processes[name].kill()
                 codes[name] = self.processes[name].wait()
         return codes
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP: the service holds still (its consumer takes nothing more) until `thaw`."""
+        os.kill(self.pid(name), signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT (harmless when the service is not frozen)."""
+        if self.alive(name):
+            os.kill(self.pid(name), signal.SIGCONT)
 
     def kill(self, name: str) -> int:
         """SIGKILL: no shutdown hook runs, nothing is flushed or committed."""
@@ -473,12 +482,17 @@ async def restart_broker(probe: Probe, stack: str, *, kill: bool) -> Fault:
     return Fault(f"broker {'SIGKILL' if kill else 'SIGTERM'} + restart", flight, time.monotonic() - started)
 
 
-async def postgres_outage(probe: Probe, stack: str, seconds: float) -> Fault:
-    """Stop PostgreSQL (fast shutdown: connections are cut) for ``seconds``, then start it again."""
+async def postgres_outage(
+    probe: Probe, stack: str, seconds: float, *, stopped: Callable[[], None] | None = None
+) -> Fault:
+    """Stop PostgreSQL (fast shutdown: connections are cut) for ``seconds``, then start it again;
+    ``stopped`` runs as soon as it is down (e.g. to let a frozen service meet the outage with work in hand)."""
     flight = await probe.in_flight()
     await probe.engine.dispose()
     started = time.monotonic()
     await devstack.pg_stop_async(stack)
+    if stopped is not None:
+        stopped()
     await asyncio.sleep(seconds)  # the outage itself: nothing to wait for
     await devstack.pg_start_async(stack, migrate=False)
     return Fault(f"PostgreSQL stopped {seconds:.0f}s", flight, time.monotonic() - started)

@@ -17,6 +17,7 @@ once for the module.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -183,13 +184,13 @@ async def progressed(pipeline: Pipeline, probe: Probe, count: int) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def backlog(pipeline: Pipeline, probe: Probe, sending: asyncio.Task[None] | None) -> None:
+async def backlog(pipeline: Pipeline, probe: Probe, sending: asyncio.Task[None]) -> None:
     """Waits until records ingest published wait for safety_rules (published, not yet processed):
     the fault then strikes a service with work in hand. While the stream is still being sent, a
     moment without such records only means it is between rounds; once all is sent, it must come."""
     deadline = time.monotonic() + PROGRESS_SECONDS
     while await probe.scalar(PUBLISHED_DONE) <= await processed(probe):
-        if sending is not None and sending.done():
+        if sending.done():
             return  # all sent and processed already: the fault strikes what is left downstream
         assert time.monotonic() < deadline, f"nothing reached safety_rules{pipeline.logs()}"
         await asyncio.sleep(POLL_SECONDS)
@@ -209,32 +210,51 @@ async def fresh_pipeline(pipeline: Pipeline, probe: Probe, *names: str) -> None:
     await asyncio.to_thread(pipeline.start, *names)
 
 
-async def strike_mid_stream(
-    pipeline: Pipeline, probe: Probe, files: list[Path], strike: Strike, *, send_during_fault: bool
-) -> Fault:
+async def strike_mid_stream(pipeline: Pipeline, probe: Probe, files: list[Path], strike: Strike) -> Fault:
     """From an empty pipeline: the first half of ``files`` in while safety_rules boots (a backlog);
     once it has committed its first batch, the second half sent while it works; ``strike`` as soon as
-    records wait for it. Without ``send_during_fault`` everything is sent first and the fault strikes
-    while safety_rules works through its first batch."""
+    records wait for it."""
     await fresh_pipeline(pipeline, probe, "ingest", "notifier")
-    half = len(files) // 2 if send_during_fault else len(files)
+    half = len(files) // 2
     pipeline.spawn("safety_rules")  # its start-up overlaps the sending: a Python service boots slower
     await send(pipeline, files[:half])
     await asyncio.to_thread(pipeline.wait_healthy, "safety_rules")
-    rest = None
-    if files[half:]:
-        await progressed(pipeline, probe, 1)
-        rest = asyncio.create_task(send(pipeline, files[half:]))
+    await progressed(pipeline, probe, 1)
+    rest = asyncio.create_task(send(pipeline, files[half:]))
     await backlog(pipeline, probe, rest)
     fault = await strike()
-    if rest is not None:
-        await rest
+    await rest
     return fault
 
 
-async def run_with_fault(rig: Rig, strike: Strike, *, send_during_fault: bool) -> dict[str, Any]:
+async def strike_held_back(pipeline: Pipeline, probe: Probe, files: list[Path], strike: Strike) -> Fault:
+    """For a fault during which nothing can be sent (ingest refuses input it cannot store): from an empty
+    pipeline, safety_rules takes a first slice of ``files``, then is frozen (SIGSTOP) while the rest is sent
+    and published, so a known backlog waits for it whatever its speed. ``strike`` thaws it once the fault is
+    on, so it meets the fault with work in hand; it is thawed in any case afterwards."""
+    await fresh_pipeline(pipeline, probe, "ingest", "notifier")
+    first = max(1, len(files) // 10)
+    pipeline.spawn("safety_rules")
+    await send(pipeline, files[:first])
+    await asyncio.to_thread(pipeline.wait_healthy, "safety_rules")
+    await progressed(pipeline, probe, 1)
+    pipeline.freeze("safety_rules")
+    try:
+        await send(pipeline, files[first:])
+        deadline = time.monotonic() + PROGRESS_SECONDS
+        while (published := await probe.scalar(PUBLISHED_DONE)) < await probe.scalar(PUBLISHED):
+            assert time.monotonic() < deadline, f"ingest did not publish what it accepted{pipeline.logs()}"
+            await asyncio.sleep(POLL_SECONDS)
+        assert published > await processed(probe), "no backlog waits for the frozen safety_rules"
+        return await strike()
+    finally:
+        pipeline.thaw("safety_rules")
+
+
+async def run_with_fault(rig: Rig, strike: Strike, *, held_back: bool = False) -> dict[str, Any]:
     started, marks = time.monotonic(), rig.pipeline.log_marks()
-    fault = await strike_mid_stream(rig.pipeline, rig.probe, rig.stream, strike, send_during_fault=send_during_fault)
+    struck = strike_held_back if held_back else strike_mid_stream
+    fault = await struck(rig.pipeline, rig.probe, rig.stream, strike)
     drain_seconds = await rig.probe.drained(rig.pipeline, DRAIN_SECONDS)
     elapsed = time.monotonic() - started
     return await verdict(rig, fault, marks=marks, seconds=elapsed, drain_seconds=drain_seconds)
@@ -293,7 +313,7 @@ async def test_safety_rules_killed_mid_stream_loses_and_repeats_nothing(rig: Rig
     async def strike() -> Fault:
         return await kill_and_restart(rig.pipeline, rig.probe, "safety_rules")
 
-    report("fault_kill_safety_rules", await run_with_fault(rig, strike, send_during_fault=True))
+    report("fault_kill_safety_rules", await run_with_fault(rig, strike))
 
 
 async def test_ingest_killed_between_publish_and_mark_republishes_and_safety_rules_skips(rig: Rig) -> None:
@@ -334,14 +354,15 @@ async def test_broker_killed_and_restarted_mid_stream_loses_and_repeats_nothing(
     async def strike() -> Fault:
         return await restart_broker(rig.probe, rig.stack, kill=True)
 
-    report("fault_broker_sigkill", await run_with_fault(rig, strike, send_during_fault=True))
+    report("fault_broker_sigkill", await run_with_fault(rig, strike))
 
 
 async def test_postgres_stopped_for_ten_seconds_mid_stream_loses_and_repeats_nothing(rig: Rig) -> None:
     async def strike() -> Fault:
-        return await postgres_outage(rig.probe, rig.stack, POSTGRES_OUTAGE_SECONDS)
+        thaw = functools.partial(rig.pipeline.thaw, "safety_rules")
+        return await postgres_outage(rig.probe, rig.stack, POSTGRES_OUTAGE_SECONDS, stopped=thaw)
 
-    report("fault_postgres_outage", await run_with_fault(rig, strike, send_during_fault=False))
+    report("fault_postgres_outage", await run_with_fault(rig, strike, held_back=True))
 
 
 async def test_poison_is_dead_lettered_with_its_reason_and_later_records_flow(
@@ -360,7 +381,7 @@ async def test_poison_is_dead_lettered_with_its_reason_and_later_records_flow(
         return Fault("poison on trialwatch.events.v1 and trialwatch.in.records", flight, 0.0)
 
     started, marks = time.monotonic(), rig.pipeline.log_marks()
-    fault = await strike_mid_stream(rig.pipeline, rig.probe, files, strike, send_during_fault=True)
+    fault = await strike_mid_stream(rig.pipeline, rig.probe, files, strike)
     await send(rig.pipeline, [later], "--via", "kafka")
     drain_seconds = await rig.probe.drained(rig.pipeline, DRAIN_SECONDS)
     elapsed = time.monotonic() - started
