@@ -1,11 +1,13 @@
 """The simulated safety officer: reads alerts through the notifier API with a role token, acknowledges
 every notified alert except those the scenario leaves alone (so escalation shows), and records the expedited
 report of each regulatory clock some time after its Day 0 — one of them after its due time, so the data clock
-breaches it (SAFETY_RULES §5)."""
+breaches it (SAFETY_RULES §5). Like a real officer it reads (and acknowledges) a clock's alert before it files
+the report: a report recorded first would resolve the alert unread."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +19,18 @@ from shared.auth import dev_token
 from trialwatch.simulate.scenario import duration
 
 TIMEOUT = 30.0
+#: How long a report waits for its alert to be delivered (notified) before it is filed all the same.
+NOTIFIED_SECONDS = 60.0
+NOTIFIED_POLL_SECONDS = 0.2
+#: Routing modes whose alerts are delivered (INFO is stored, never sent; folded alerts ride on the pause's).
+SENT_MODES = ("immediate", "digest")
 
 
 @dataclass(frozen=True)
 class Submission:
     at: datetime  # data time at which the report is submitted
     signal_id: str
+    alert_id: str
     clock: str
     subject_id: str | None
     late: bool
@@ -77,6 +85,15 @@ class SafetyOfficer:
             if alert["alert_id"] not in self.before:
                 await self._look_at(alert)
 
+    def undelivered(self) -> list[dict[str, Any]]:
+        """Alerts seen still open although they are to be sent (at once or in a digest, not folded into a
+        pause): the officer has not had them yet."""
+        return [
+            alert
+            for alert in self.seen.values()
+            if alert["state"] == "open" and alert["mode"] in SENT_MODES and alert["inhibited_by"] is None
+        ]
+
     async def _alerts(self) -> list[dict[str, Any]]:
         response = await self.client.get("/alerts", params={"study_id": self.study_id, "limit": 1000})
         response.raise_for_status()
@@ -126,15 +143,30 @@ class SafetyOfficer:
             at = parse_time(signal["due_at"]) + late
         else:
             at = parse_time(signal["observed_at"]) + self.after[clock]
-        self.pending[signal["signal_id"]] = Submission(at, signal["signal_id"], clock, subject, late is not None)
+        self.pending[signal["signal_id"]] = Submission(
+            at, signal["signal_id"], alert["alert_id"], clock, subject, late is not None
+        )
 
     def due(self, data_time: datetime) -> list[Submission]:
         return sorted((item for item in self.pending.values() if item.at <= data_time), key=lambda item: item.at)
+
+    async def _read_first(self, alert_id: str) -> None:
+        """Waits (bounded) until the alert is delivered, then looks at it (acknowledging it unless the
+        scenario leaves it alone)."""
+        deadline = time.monotonic() + NOTIFIED_SECONDS
+        while True:
+            alert = (await self.client.get(f"/alerts/{alert_id}")).raise_for_status().json()
+            if alert["state"] != "open" or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(NOTIFIED_POLL_SECONDS)
+        async with self._polling:
+            await self._look_at(alert)
 
     async def submit(self, submission: Submission) -> dict[str, Any] | None:
         """Records the report; returns the REG record the notifier published (it stops the engine's clock),
         None when the notifier had it already."""
         self.pending.pop(submission.signal_id, None)
+        await self._read_first(submission.alert_id)
         body = {"submitted_at": submission.at.isoformat()}
         answer = await self.client.post(f"/clocks/{submission.signal_id}/submitted", json=body)
         if answer.status_code == httpx.codes.CONFLICT:  # recorded before (a scenario run twice on one stack)

@@ -85,6 +85,7 @@ class Run:
                 await self._submit(submission)
             drain = await self.probe.drained(DRAIN_SECONDS)
             await self._await_escalation(escalation_wait)
+            await self._await_delivered(ALERT_SECONDS)
             await self.officer.poll()
             drain += await self.probe.drained(DRAIN_SECONDS)
         finally:
@@ -135,6 +136,16 @@ class Run:
         while True:
             await self.officer.poll()
             await asyncio.sleep(float(self.scenario.officer.get("poll_seconds", 0.5)))
+
+    async def _await_delivered(self, seconds: float) -> None:
+        """Gives the last alerts time to go out (a NOTIFY waits for its digest), so that the officer sees
+        every alert it is sent before the run ends; bounded: the summary shows what did not go out."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.officer.poll()
+            if not self.officer.undelivered():
+                return
+            await asyncio.sleep(0.5)
 
     async def _await_escalation(self, seconds: float) -> None:
         """Gives the alerts the officer leaves alone time to escalate once (the notifier's ack window)."""
