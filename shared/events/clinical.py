@@ -39,6 +39,12 @@ class LabResultRecorded(Event):
     data_issue: str | None = Field(
         default=None, description="Why the value cannot be graded safely (unknown unit, non-numeric, range)"
     )
+    age_at_collection: int | None = Field(
+        default=None, description="Subject's age when the specimen was collected, in `age_unit` (HL7 PID-7)"
+    )
+    age_unit: Literal["YEARS", "MONTHS", "DAYS"] | None = Field(
+        default=None, description="SDTM AGEU of `age_at_collection`: YEARS from 2 years, MONTHS from 1 month"
+    )
 
 
 class VitalSignRecorded(Event):
@@ -54,6 +60,12 @@ class VitalSignRecorded(Event):
     status: ResultStatus = Field(default="final", description="Normalised status")
     result_key: str = Field(description="Identity a correction replaces")
     data_issue: str | None = Field(default=None, description="Why the value cannot be used")
+    age_at_collection: int | None = Field(
+        default=None, description="Subject's age when the specimen was collected, in `age_unit` (HL7 PID-7)"
+    )
+    age_unit: Literal["YEARS", "MONTHS", "DAYS"] | None = Field(
+        default=None, description="SDTM AGEU of `age_at_collection`: YEARS from 2 years, MONTHS from 1 month"
+    )
 
 
 SeriousnessCriterion = Literal["AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"]

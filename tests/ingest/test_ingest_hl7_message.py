@@ -48,6 +48,8 @@ def test_every_field_of_a_result_event(config: ParserConfig) -> None:
         "result_key": "HL7:NIHCC-LAB:FO-1:NEUT",
         "derived": False,
         "data_issue": None,
+        "age_at_collection": 14,  # PID-7 2011-07-04, collected 2026-03-02: 14 completed years
+        "age_unit": "YEARS",
     }
 
 

@@ -99,6 +99,8 @@ def test_lab_record(config: ParserConfig) -> None:
         "result_key": "LB:ANAKINRA-AD:AD-004:SPC-7:NEUT",
         "derived": False,
         "data_issue": None,
+        "age_at_collection": None,  # no date of birth in this format
+        "age_unit": None,
     }
 
 
@@ -150,6 +152,8 @@ def test_vital_sign_record(config: ParserConfig) -> None:
         "status": "final",
         "result_key": "REC:ANAKINRA-AD:VS:VS-1",
         "data_issue": None,
+        "age_at_collection": None,  # no date of birth in this format
+        "age_unit": None,
     }
     other = record("VS", VSTESTCD="SYSBP", VSORRES="120", VSDTC="2026-03-05")
     assert parsed(_parse(config, other)).events == []

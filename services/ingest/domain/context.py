@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from services.ingest.domain.age import age_at
 from services.ingest.domain.keys import NAMESPACE_SHA1, uuid5_text
 from shared.events import LabResultRecorded
 
@@ -16,15 +17,24 @@ class RecordContext:
 
     `recorded_at` is the ingestion time the record carries (RECEIVEDDTC, MSH-7, meta.lastUpdated) or the
     caller's fallback; when both are absent each event uses its own event time (SAFETY_RULES §5, replay).
+    `born` (HL7 PID-7) only gives each result its age at collection; it is never on an event.
     """
 
-    __slots__ = ("_id_prefix", "_lab_template", "dedup_key", "recorded_at", "study_id", "subject_id")
+    __slots__ = ("_id_prefix", "_lab_template", "born", "dedup_key", "recorded_at", "study_id", "subject_id")
 
-    def __init__(self, study_id: str, subject_id: str | None, dedup_key: str, recorded_at: datetime | None) -> None:
+    def __init__(
+        self,
+        study_id: str,
+        subject_id: str | None,
+        dedup_key: str,
+        recorded_at: datetime | None,
+        born: date | None = None,
+    ) -> None:
         self.study_id = study_id
         self.subject_id = subject_id
         self.dedup_key = dedup_key
         self.recorded_at = recorded_at
+        self.born = born
         self._id_prefix = dedup_key + "\x1f"
         self._lab_template: dict[str, Any] | None = None
 
@@ -65,10 +75,18 @@ class RecordContext:
         if template is None:
             template = self._lab_template = dict.fromkeys(_LAB_RESULT_FIELDS)
             template.update(self.envelope("lab.result", source, ordinal, occurred_at))
-            return template.copy()
-        fields = template.copy()
-        fields["event_id"] = self.event_id(source, ordinal)
-        fields["occurred_at"] = occurred_at
-        fields["recorded_at"] = self.recorded_at or occurred_at
-        fields["source"] = source
+            fields = template.copy()
+        else:
+            fields = template.copy()
+            fields["event_id"] = self.event_id(source, ordinal)
+            fields["occurred_at"] = occurred_at
+            fields["recorded_at"] = self.recorded_at or occurred_at
+            fields["source"] = source
+        if self.born is not None:
+            self.add_age(fields, occurred_at)
         return fields
+
+    def add_age(self, fields: dict[str, Any], collected_at: datetime) -> None:
+        """`age_at_collection` and `age_unit` of a result collected at `collected_at` (None: no birth date)."""
+        age = age_at(self.born, collected_at) if self.born is not None else None
+        fields["age_at_collection"], fields["age_unit"] = age if age is not None else (None, None)

@@ -1,10 +1,11 @@
-"""HL7 v2.5.1 message header (MSH) and subject (PID-3) of an ER7 message (INTERFACES §1.1)."""
+"""HL7 v2.5.1 message header (MSH) and subject (PID-3, PID-7 for ages) of an ER7 message (INTERFACES §1.1)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import NamedTuple
 
+from services.ingest.domain.age import birth_date
 from services.ingest.domain.model import InputError, ParserConfig
 from services.ingest.domain.times import hl7_time
 
@@ -98,3 +99,10 @@ def read_subject(segment: str, header: Header, config: ParserConfig) -> tuple[st
     if found is None:
         raise InputError("PID-3", "patient identifier list is missing or empty")
     return found[0], found[1]
+
+
+def read_birth_date(segment: str, header: Header) -> date | None:
+    """PID-7, only to compute ages at collection (`services.ingest.domain.age`); None when absent or
+    unreadable (it is not needed to grade, so it never rejects a message)."""
+    fields = segment.split(header.field_sep, 8)
+    return birth_date(fields[7]) if len(fields) > 7 else None

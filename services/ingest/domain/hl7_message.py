@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.ingest.domain.context import RecordContext
-from services.ingest.domain.hl7_header import Header, check_oru, read_header, read_subject
+from services.ingest.domain.hl7_header import Header, check_oru, read_birth_date, read_header, read_subject
 from services.ingest.domain.hl7_redact import redact_message
 from services.ingest.domain.hl7_results import (
     Order,
@@ -128,7 +128,9 @@ def _events(
             order = read_order(segment, header, orders)
         elif tag == "PID":
             subject, study = read_subject(segment, header, config)
-            context = RecordContext(study, subject, key, header.sent_at or received_at)
+            context = RecordContext(
+                study, subject, key, header.sent_at or received_at, read_birth_date(segment, header)
+            )
     if context is None:
         raise InputError("PID-3", "the message has no PID segment")
     return events

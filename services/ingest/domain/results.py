@@ -98,6 +98,7 @@ def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: 
         fields["status"] = status
         fields["result_key"] = result.result_key
         fields["data_issue"] = issue
+        ctx.add_age(fields, result.occurred_at)
         return construct(VitalSignRecorded, fields)
     return lab_event(
         ctx.lab_result_fields(source, ordinal, result.occurred_at),
