@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from services.ingest.domain import Parsed, ParserConfig, parse_hl7_message
 from services.safety_rules.domain import select_study
 from tests.simulator.expectations import REJECTED, check_charter_outcomes
 from trialwatch.replay import replay
@@ -127,3 +128,25 @@ def test_the_malformed_messages_are_rejected_with_their_reasons(tmp_path: Path) 
     _, rejected = scenario_signals("malformed.yaml", tmp_path)
     errors = sorted(item["error"] for item in rejected)
     assert len(errors) == 2 and "MSH-10" in errors[0] + errors[1] and "PID-3" in errors[0] + errors[1]
+
+
+def test_the_lab_sends_birth_dates_that_make_each_child_10_to_17_and_ingest_keeps_only_ages() -> None:
+    """The protocol enrols children aged 10-18 (the seed; `ages: [10, 18]` in the base scenario); the lab sends
+    PID-7 and the parsed results carry the age at collection in years, never the date (INTERFACES §1.1)."""
+    scenario = load_scenario(DEFAULT_SCENARIO, start=START)
+    config = ParserConfig(frozenset({scenario.study_id}), scenario.study_id)
+    ages: dict[str, set[int]] = {}
+    for item in build(scenario):
+        if item.fmt != "hl7v2" or not item.subject_id:
+            continue
+        result = parse_hl7_message(item.payload.decode(), config, origin="sim")
+        if not isinstance(result, Parsed):
+            continue  # the scenario's malformed messages (test_the_malformed_messages_are_rejected_...)
+        for event in result.events:
+            assert event.age_unit == "YEARS" and event.age_at_collection is not None
+            assert event.subject_id is not None
+            ages.setdefault(event.subject_id, set()).add(event.age_at_collection)
+    assert len(ages) == 8
+    for subject, seen in ages.items():
+        # 10 to 17 at enrolment; the last lab visit is 60 + 179 days later: one birthday at most
+        assert 10 <= min(seen) <= 17 and max(seen) - min(seen) <= 1, (subject, seen)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -61,6 +61,7 @@ class LabMessage:
     control_id: str
     study_id: str
     subject_id: str  # empty: the malformed message without PID-3
+    born: date | None  # PID-7
     sent_at: datetime
     collected_at: datetime
     specimens: Sequence[Specimen]
@@ -69,7 +70,7 @@ class LabMessage:
         segments = [
             f"MSH|^~\\&|LIS|{self.facility}|TRIALWATCH|{self.study_id}|{hl7_time(self.sent_at)}||ORU^R01^ORU_R01|"
             f"{self.control_id}|P|2.5.1",
-            f"PID|1||{self.subject_id}^^^{self.study_id}^SUBJ" if self.subject_id else "PID|1||",
+            self._pid(),
         ]
         for number, specimen in enumerate(self.specimens, 1):
             segments.append(f"ORC|RE|PLC-{specimen.filler}|{specimen.filler}^LIS")
@@ -79,6 +80,12 @@ class LabMessage:
             )
             segments += [_obx(index, result) for index, result in enumerate(specimen.results, 1)]
         return ("\r".join(segments) + "\r").encode()
+
+    def _pid(self) -> str:
+        if not self.subject_id:
+            return "PID|1||"
+        born = f"{self.born:%Y%m%d}" if self.born else ""
+        return f"PID|1||{self.subject_id}^^^{self.study_id}^SUBJ||||{born}"  # PID-7: date of birth
 
     def evidence(self) -> list[str]:
         """INTERFACES §3 keys: one per OBX set id (set ids restart in each OBR)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from trialwatch.simulate.messages import (
@@ -28,6 +28,7 @@ from trialwatch.simulate.messages import (
 from trialwatch.simulate.scenario import Scenario
 
 Format = Literal["hl7v2", "fhir", "records"]
+DAYS_PER_YEAR = 365.25
 AT = {"collect": timedelta(hours=8), "lab_sent": timedelta(hours=11), "dose": timedelta(hours=7, minutes=30)}
 
 
@@ -63,6 +64,7 @@ class Participant:
     visits: list[Visit] = field(default_factory=list)
     held: set[int] = field(default_factory=set)  # participant days whose dose is held (recorded as missed)
     stopped_after: int | None = None  # treatment discontinued after this participant day
+    born: date | None = None  # sent as PID-7 by the lab; TrialWatch keeps only the age at collection
 
     @property
     def first_dose(self) -> int:
@@ -88,11 +90,15 @@ def participants(scenario: Scenario) -> dict[str, Participant]:
     protocol = scenario.protocol
     prefix = protocol.get("subject_prefix", "AD")
     visits = [Visit(item["visit"], item["day"]) for item in protocol["lab_visits"]]
+    youngest, oldest = protocol.get("ages", (10, 18))
+    ages = random.Random(f"{scenario.seed}:ages")  # its own generator: the other draws stay as they were
     found: dict[str, Participant] = {}
     for index in range(protocol["participants"]):
         subject = f"{prefix}-{index + 1:03d}"
         enrolled = index * protocol["enrolment_interval_days"]
-        found[subject] = Participant(subject, index + 1, enrolled, protocol["run_in_days"], list(visits))
+        age_days = ages.randint(round(youngest * DAYS_PER_YEAR), round(oldest * DAYS_PER_YEAR) - 1)
+        born = scenario.day_start(enrolled).date() - timedelta(days=age_days)
+        found[subject] = Participant(subject, index + 1, enrolled, protocol["run_in_days"], list(visits), born=born)
     return found
 
 
@@ -131,6 +137,7 @@ class Planner:
             base,
             self.study,
             person.subject_id,
+            person.born,
             self.time(day, AT["lab_sent"]),
             self.time(day, AT["collect"]),
             specimens,
