@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
@@ -121,16 +121,32 @@ def read_participants(
     return found
 
 
+#: Deletes joined on the primary key: a row-value ``IN`` list is only filtered, over every row of the study.
+DELETE_PARTICIPANTS = text(
+    "DELETE FROM safety_rules.participant_result AS r"
+    " USING unnest(CAST(:studies AS text[]), CAST(:subjects AS text[])) AS d(study_id, subject_id)"
+    " WHERE r.study_id = d.study_id AND r.subject_id = d.subject_id"
+)
+DELETE_ROWS = text(
+    "DELETE FROM safety_rules.participant_result AS r"
+    " USING unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:seqs AS int[]))"
+    " AS d(study_id, subject_id, seq)"
+    " WHERE r.study_id = d.study_id AND r.subject_id = d.subject_id AND r.seq = d.seq"
+)
+
+
 def write_results(connection: Connection, todo: Sequence[tuple[tuple[str, str], ResultChanges]]) -> None:
     """The result rows of some participants ((study, subject), changes): deletes first (a rewrite deletes
     all of the participant's), then one upsert for the new and changed ones."""
-    result = tables.ParticipantResult
     everything = [key for key, change in todo if change.rewrite]
     if everything:
-        connection.execute(delete(result).where(tuple_(result.study_id, result.subject_id).in_(everything)))
+        studies, subjects = zip(*everything, strict=True)
+        connection.execute(DELETE_PARTICIPANTS, {"studies": list(studies), "subjects": list(subjects)})
     some = [(*key, seq) for key, change in todo for seq in change.deletes]
     if some:
-        connection.execute(delete(result).where(tuple_(result.study_id, result.subject_id, result.seq).in_(some)))
+        studies, subjects, seqs = zip(*some, strict=True)
+        connection.execute(DELETE_ROWS, {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs)})
+    result = tables.ParticipantResult
     rows = [
         {"study_id": key[0], "subject_id": key[1], "seq": seq, "value": value.to_json()}
         for key, change in todo
