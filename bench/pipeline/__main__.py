@@ -8,6 +8,7 @@ notifier as real subprocesses, one bounded run (a few minutes):
    per second while the backlog lasts (the slope between 10 % and 90 % of the records it processed);
 2. paced at ``--rate`` (200) records/s for ``--paced-seconds``: latency from ingest acceptance to signal
    persisted (p50/p95/p99), with records still queued at the cut-off counted;
+   and where each record's time went, stage by stage (`bench.pipeline.observe.STAGES`);
 3. paced at 80 % of the flood rate, when that is below ``--rate``: the latency the pipeline can keep;
 4. the ceiling: an aiokafka consume -> produce passthrough of the same RecordIngested payloads through
    the same broker with the services' client settings.
@@ -158,6 +159,8 @@ async def run_once(
         figures["signal_latency_ms_persisted"] = quantiles(persisted)
         figures["signal_latency_ms_published"] = quantiles(published)
         figures["record_latency_ms"] = quantiles(await observer.record_latencies())
+        stages = await observer.record_stages()
+        figures["record_stages_ms"] = {name: quantiles(values) for name, values in stages.items()}
     return figures
 
 
@@ -227,6 +230,7 @@ def compose(
         "p99_ms_at_200": latency["p99"] if at_rate["complete"] else None,
         "rss_mb": {name: round(mb, 1) for name, mb in sorted(services.peak_rss.items())},
         "signals": flood["signals"],
+        "rate": args.rate,
         "flood_cpu": {
             key: flood[key]
             for key in ("ingest_records_per_cpu_s", "rules_records_per_cpu_s", "pipeline_records_per_cpu_s")

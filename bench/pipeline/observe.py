@@ -6,6 +6,12 @@ Times are the database's and the broker's (one machine, one clock):
   (its start: a lower bound, the commit follows within the same record's processing);
 - published: the Kafka timestamp of the signal on trialwatch.signals.v1, set by the outbox relay after
   the commit (an upper bound of "persisted").
+
+Where a record's time goes (`record_stages`), from the same clocks: ``raw_input.received_at`` (accepted,
+before parsing), ``ingest.outbox.created_at`` (ingest's transaction began: after parsing),
+``ingest.outbox.published_at`` (the relay's round that published it began), the Kafka timestamp of the
+RecordIngested (the relay built its record batch) and ``safety_rules.processed_event.processed_at`` (the
+safety_rules transaction that evaluated it began: everything before is waiting for, or in, a poll).
 """
 
 from __future__ import annotations
@@ -40,6 +46,21 @@ FROM safety_rules.processed_event p
 JOIN ingest.outbox o ON o.event_id = p.event_id
 JOIN ingest.raw_input r ON r.source_key = o.payload ->> 'dedup_key'
 """
+
+RECORD_TIMES = """
+SELECT o.event_id, extract(epoch FROM r.received_at) * 1000, extract(epoch FROM o.created_at) * 1000,
+       extract(epoch FROM o.published_at) * 1000, extract(epoch FROM p.processed_at) * 1000
+FROM ingest.outbox o
+JOIN ingest.raw_input r ON r.source_key = o.payload ->> 'dedup_key'
+JOIN safety_rules.processed_event p ON p.event_id = o.event_id
+"""
+#: (stage, from, to) over the times of `record_stages`, in path order.
+STAGES = (
+    ("parse_until_ingest_transaction", "accepted", "stored"),
+    ("ingest_commit_until_relay_round", "stored", "claimed"),
+    ("relay_round_until_produced", "claimed", "produced"),
+    ("produced_until_rules_transaction", "produced", "evaluated"),
+)
 
 
 async def topic_partitions(options: dict[str, Any], topics: Iterable[str]) -> list[TopicPartition]:
@@ -129,6 +150,22 @@ class Observer:
     async def record_latencies(self) -> list[float]:
         """Per processed record: accepted → safety_rules transaction start (ms)."""
         return [float(value) for (value,) in await self.rows(RECORD_LATENCY)]
+
+    async def record_stages(self) -> dict[str, list[float]]:
+        """Per processed record, the milliseconds of each of `STAGES` (module docstring)."""
+        produced = {
+            dict(record.headers or ()).get("event_id", b"").decode(): float(record.timestamp)
+            for record in await self.read_topic(EVENTS)
+        }
+        stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+        for event_id, accepted, stored, claimed, evaluated in await self.rows(RECORD_TIMES):
+            if event_id not in produced or claimed is None:
+                continue
+            times = {"accepted": accepted, "stored": stored, "claimed": claimed, "evaluated": evaluated}
+            times = {name: float(value) for name, value in times.items()} | {"produced": produced[event_id]}
+            for name, start, end in STAGES:
+                stages[name].append(times[end] - times[start])
+        return stages
 
     async def _publish_times(self) -> dict[str, float]:
         times: dict[str, float] = {}

@@ -83,4 +83,7 @@ def summary(result: dict[str, Any]) -> str:
         f" pipeline {cpu['pipeline_records_per_cpu_s']} (flood)",
         f"load average    {result['machine']['load_average']} -> {result['machine']['load_average_end']}",
     ]
+    paced = result["runs"].get(f"paced_{result.get('rate', 200.0):g}", {})
+    for name, figures in paced.get("record_stages_ms", {}).items():
+        lines.append(f"  {name:34s} p50/p95/p99 {figures['p50']} / {figures['p95']} / {figures['p99']} ms")
     return "\n".join(lines)

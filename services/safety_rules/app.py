@@ -36,9 +36,9 @@ class Polling:
     holds a record or two, under a backlog it is as large as allowed, so that a participant's state is
     read and written once for many of its records."""
 
-    max_records: int = 1000
+    max_records: int = 500
     timeout_ms: int = 20
-    max_bytes: int = 4 * 1024 * 1024
+    max_bytes: int = 2 * 1024 * 1024
 
 
 def live_consumer(msg: KafkaMessage) -> OffsetPort:

@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "ingest.outbox",
     "safety_rules.processed_event",
     "safety_rules.participant_state",
+    "safety_rules.participant_result",
     "safety_rules.study_state",
     "safety_rules.processed_source",
     "safety_rules.signal",

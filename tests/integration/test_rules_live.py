@@ -32,7 +32,7 @@ from safety_rules_service.live_inputs import (
     write_ndjson,
 )
 from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database, read_topic
-from safety_rules_service.store_contract import CONTRACT, OpenStore
+from safety_rules_service.store_contract import CONTRACT, OpenStore, alt
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -41,6 +41,7 @@ from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.relay_order import relay_sessions
 from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
 from services.safety_rules.adapters.tables import Outbox
+from services.safety_rules.adapters.tables import ParticipantState as ParticipantRow
 from services.safety_rules.domain import ParticipantState, StateStore
 from shared.events import RecordIngested
 from shared.messaging.batch_publisher import EarlierRecordFailedError, KafkaBatchPublisher
@@ -454,15 +455,56 @@ def saved_through(connection: Connection, cache: ParticipantCache, state: Partic
     store.flush()
 
 
+async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0007_still_reads(
+    adapter_database: str,
+) -> None:
+    """A state row written before migration 0007 holds its results in its JSON: it reads as it is and its
+    results become rows at its next write; after that a batch writes the rows of new results only."""
+    before = ParticipantState("AD-ROWS", results={key: alt(key, "10") for key in "AB"})
+    rows = "SELECT seq, value ->> 'key', xmin::text FROM safety_rules.participant_result WHERE study_id = 'ROWS'"
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            await connection.execute(
+                ParticipantRow.__table__.insert().values(study_id="ROWS", subject_id="AD-ROWS", state=before.to_json())
+            )
+            await connection.run_sync(lambda sync: with_result(sync, "C"))
+            state = (await connection.execute(text("SELECT state FROM safety_rules.participant_state"))).scalar_one()
+            assert state["results"] == [], "the results left the state row"
+            first = (await connection.execute(text(rows + " ORDER BY seq"))).all()
+            assert [(seq, key) for seq, key, _ in first] == [(0, "A"), (1, "B"), (2, "C")]
+            await transaction.commit()
+            await connection.run_sync(lambda sync: with_result(sync, "D"))
+            second = (await connection.execute(text(rows + " ORDER BY seq"))).all()
+            assert second[:3] == first, "the rows of unchanged results are not written again"
+            assert [(seq, key) for seq, key, _ in second[3:]] == [(3, "D")]
+            await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'ROWS'"))
+            await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'ROWS'"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def with_result(connection: Connection, key: str) -> None:
+    store = BatchStateStore(connection, cache=ParticipantCache(10))
+    store.prefetch("ROWS", ["AD-ROWS"], [])
+    state = store.load_participant("ROWS", "AD-ROWS")
+    assert state is not None
+    state.results[key] = alt(key, "12")
+    store.save_participant("ROWS", state)
+    store.flush()
+
+
 def test_the_participant_cache_drops_the_least_recently_written_beyond_its_size() -> None:
     cache = ParticipantCache(2)
     states = {name: ParticipantState(name) for name in ("AD-1", "AD-2", "AD-3")}
     for name, state in states.items():
-        cache.put(("S", name), "100", state)
+        cache.put(("S", name), "100", state, {})
     assert len(cache) == 2
     assert cache.take(("S", "AD-1"), "100") is None
     assert cache.take(("S", "AD-2"), "101") is None, "another xmin: not the row the state was written to"
-    assert cache.take(("S", "AD-3"), "100") is states["AD-3"]
+    assert cache.take(("S", "AD-3"), "100") == (states["AD-3"], {})
     assert len(cache) == 0
 
 
@@ -521,6 +563,53 @@ async def test_the_relay_marks_the_rows_before_the_first_failure_and_resumes_in_
         assert await relay.publish_pending() == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_woken_relay_publishes_a_committed_row_at_once_not_at_its_next_poll(
+    adapter_database: str, stack_settings: Settings, new_topic: Callable[..., Awaitable[str]]
+) -> None:
+    """The writer's commit wakes the relay (``on_commit=relay.wake`` in both services): a row is on Kafka
+    within a fraction of a second. Polling is only the fallback for rows a crash left (here every 60 s)."""
+    topic = await new_topic(partitions=1)
+    kafka = KafkaSettings.from_mapping(stack_settings.env)
+    engine = create_async_engine(adapter_database)
+    sessions = relay_sessions(engine)
+    relay = OutboxRelay(sessions, Outbox, KafkaBatchPublisher(kafka, client_id="it-relay-wake"), poll_interval=60.0)
+    async with sessions.begin() as session:
+        await session.execute(text("DELETE FROM safety_rules.outbox"))
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the relay found nothing and waits for its next poll
+        not_woken = await committed_row(sessions, topic)
+        await asyncio.sleep(1.0)
+        assert await published_at(engine, not_woken) is None, "without a wake-up the row waits for the poll"
+        woken = await committed_row(sessions, topic)
+        started = asyncio.get_running_loop().time()
+        relay.wake()
+        while await published_at(engine, woken) is None:
+            assert asyncio.get_running_loop().time() - started < 2.0, "woken: published within 2 s, not 60 s"
+            await asyncio.sleep(0.01)
+        records = await read_topic(kafka, topic, 1)
+        assert [dict(record.headers)["event_id"].decode() for record in records] == [not_woken, woken]
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=10)
+        await relay.close()
+        await engine.dispose()
+
+
+async def committed_row(sessions: async_sessionmaker[AsyncSession], topic: str) -> str:
+    event_id = f"relay-wake-{uuid.uuid4().hex[:8]}"
+    async with sessions.begin() as session:
+        await enqueue_many(session, Outbox, [OutboxMessage(event_id, topic, "STUDY-W", {"id": event_id})])
+    return event_id
+
+
+async def published_at(engine: AsyncEngine, event_id: str) -> datetime | None:
+    query = text("SELECT published_at FROM safety_rules.outbox WHERE event_id = :id")
+    async with engine.connect() as connection:
+        found: datetime | None = (await connection.execute(query, {"id": event_id})).scalar_one()
+        return found
 
 
 async def test_the_batch_publisher_keeps_each_partitions_order_and_the_headers(

@@ -8,6 +8,8 @@ check also proves that what one view saved, the next one reads back.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import cast
 
@@ -20,6 +22,7 @@ from services.safety_rules.domain import (
     StudyState,
     packaged_study,
 )
+from services.safety_rules.domain.results import LabValue
 from shared.events import ClinicalEvent, Signal
 
 OpenStore = Callable[[], StateStore]
@@ -86,6 +89,46 @@ def check_a_saved_state_replaces_the_previous_one(open_store: OpenStore) -> None
     assert loaded is not None and loaded.specimens == {"new": {}}
 
 
+def alt(key: str, value: str) -> LabValue:
+    return LabValue(
+        key, "ALT", datetime(2026, 1, 5, tzinfo=UTC), Decimal(value), None, "U/L", None, Decimal(40), "final", "S", key
+    )
+
+
+def changed(open_store: OpenStore, change: Callable[[ParticipantState], None]) -> ParticipantState:
+    """Loads AD-ORDER, changes it and saves it through the same view; returns it as the next view reads it."""
+    view = open_store()
+    state = view.load_participant(STUDY, "AD-ORDER")
+    assert state is not None
+    change(state)
+    view.save_participant(STUDY, state)
+    loaded = open_store().load_participant(STUDY, "AD-ORDER")
+    assert loaded is not None and loaded.to_json() == state.to_json()
+    return loaded
+
+
+def check_changed_results_read_back_in_their_order(open_store: OpenStore) -> None:
+    """A participant's results in the order the dict holds them, whatever happened to them in between
+    (the SQL stores keep each result in a row of its own and write only those that changed)."""
+    open_store().save_participant(STUDY, ParticipantState("AD-ORDER", results={k: alt(k, "10") for k in "ABCD"}))
+
+    def update_remove_add(state: ParticipantState) -> None:
+        state.results["B"] = alt("B", "20")
+        del state.results["C"]
+        state.results["E"] = alt("E", "30")
+
+    loaded = changed(open_store, update_remove_add)
+    assert list(loaded.results) == ["A", "B", "D", "E"]
+    assert loaded.results["B"].value == Decimal(20)
+
+    def remove_and_add_again(state: ParticipantState) -> None:
+        del state.results["A"]
+        state.results["A"] = alt("A", "11")  # a dict puts it last
+
+    assert list(changed(open_store, remove_and_add_again).results) == ["B", "D", "E", "A"]
+    assert list(changed(open_store, lambda state: None).results) == ["B", "D", "E", "A"]
+
+
 def check_study_state_round_trips(open_store: OpenStore) -> None:
     filled, _ = evaluated_in_memory()
     study = filled.studies[STUDY]
@@ -121,6 +164,7 @@ CONTRACT: tuple[Callable[[OpenStore], None], ...] = (
     check_participant_state_round_trips,
     check_participants_are_kept_per_study_and_subject,
     check_a_saved_state_replaces_the_previous_one,
+    check_changed_results_read_back_in_their_order,
     check_study_state_round_trips,
     check_processed_keys_are_remembered_once,
     check_an_engine_per_record_gives_the_signals_of_one_in_memory_engine,

@@ -45,8 +45,8 @@ def test_a_clock_that_never_ticks_or_a_retry_that_never_runs_is_refused(variable
 
 def test_batches_are_bounded_in_records_bytes_and_participants_and_never_wait_long() -> None:
     defaults = RulesSettings.from_mapping({})
-    assert (defaults.batch_max_records, defaults.batch_max_participants) == (1000, 125)
-    assert (defaults.batch_max_bytes, defaults.batch_timeout_ms) == (4 * 1024 * 1024, 20)
+    assert (defaults.batch_max_records, defaults.batch_max_participants) == (500, 125)
+    assert (defaults.batch_max_bytes, defaults.batch_timeout_ms) == (2 * 1024 * 1024, 20)
     tuned = RulesSettings.from_mapping(
         {"TRIALWATCH_RULES_BATCH_MAX_RECORDS": "1", "TRIALWATCH_RULES_BATCH_MAX_PARTICIPANTS": "500"}
     )

@@ -2,11 +2,12 @@
 
 `SqlStateStore` queries on every call and writes on every save; for a batch that is several round trips
 per record. This store reads the rows of the records to come up front (`prefetch`: one query for their
-participants, one for their source keys), then keeps the states as objects while the engine works on
-them, exactly as `InMemoryStateStore` does for `trialwatch replay`, and writes each saved participant
-once in `flush()`, which also lets go of them (the caller bounds how many it holds at a time; the
-study's state is kept). A key it was not told about is read when the engine asks for it. Whatever it
-writes is in the caller's transaction: a batch that fails leaves no trace, and this store is dropped.
+participants' states, one for their results, one for their source keys), then keeps the states as objects
+while the engine works on them, exactly as `InMemoryStateStore` does for `trialwatch replay`, and writes
+each saved participant once in `flush()` (of its results only those new or changed: `participant_rows`),
+which also lets go of them (the caller bounds how many it holds at a time; the study's state is kept).
+A key it was not told about is read when the engine asks for it. Whatever it writes is in the caller's
+transaction: a batch that fails leaves no trace, and this store is dropped.
 Given a `ParticipantCache`, `prefetch` takes the states whose rows are unchanged from it (reading only
 the rows' ``xmin``) and `flush` puts the states it wrote back, with their rows' new ``xmin``.
 """
@@ -21,6 +22,13 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
 from services.safety_rules.adapters.participant_cache import ParticipantCache
+from services.safety_rules.adapters.participant_rows import (
+    Written,
+    changes_of,
+    read_participants,
+    state_json,
+    write_results,
+)
 from services.safety_rules.domain import ParticipantState, StudyState
 
 StudyJson = dict[str, Any]
@@ -28,7 +36,7 @@ Key = tuple[str, str]
 #: The id of the transaction that wrote the row (PostgreSQL system column), as text.
 ROW_XMIN: ColumnClause[str] = literal_column("xmin::text", Text)
 #: Participants written per statement by `flush()`.
-FLUSH_CHUNK = 16
+FLUSH_CHUNK = 64
 
 
 class BatchStateStore:
@@ -46,6 +54,7 @@ class BatchStateStore:
         self._connection = connection
         self._cache = cache
         self._participants: dict[Key, ParticipantState | None] = {}
+        self._written: dict[Key, Written] = {}
         self._studies: dict[str, tuple[StudyJson | None, StudyState | None]] = {}
         if locked is not None:
             self._studies[locked[0]] = (locked[1], None)
@@ -60,11 +69,7 @@ class BatchStateStore:
         if self._cache is not None:
             subjects = self._take_cached(study_id, subjects, self._cache)
         if subjects:
-            row = tables.ParticipantState
-            query = select(row.subject_id, row.state).where(row.study_id == study_id, row.subject_id.in_(subjects))
-            found: dict[str, dict[str, Any]] = {subject: state for subject, state in self._connection.execute(query)}
-            for subject_id in subjects:
-                self._remember((study_id, subject_id), found.get(subject_id))
+            self._read(study_id, subjects)
         if keys:
             source = tables.ProcessedSource
             known = set(self._connection.execute(select(source.dedup_key).where(source.dedup_key.in_(keys))).scalars())
@@ -79,20 +84,26 @@ class BatchStateStore:
         for subject_id in subjects:
             key = (study_id, subject_id)
             row_xmin = written.get(subject_id)
-            state = None if row_xmin is None else cache.take(key, row_xmin)
-            if state is None:
+            cached = None if row_xmin is None else cache.take(key, row_xmin)
+            if cached is None:
                 missing.append(subject_id)
             else:
-                self._participants[key] = state
+                self._participants[key], self._written[key] = cached
         return missing
+
+    def _read(self, study_id: str, subjects: list[str]) -> None:
+        for subject_id, found in read_participants(self._connection, study_id, subjects).items():
+            key = (study_id, subject_id)
+            if found is None:
+                self._participants[key] = None
+            else:
+                self._participants[key], self._written[key] = found
 
     def load_participant(self, study_id: str, subject_id: str) -> ParticipantState | None:
         """See `StateStore`."""
         key = (study_id, subject_id)
         if key not in self._participants:
-            row = tables.ParticipantState
-            query = select(row.state).where(row.study_id == study_id, row.subject_id == subject_id)
-            self._remember(key, self._connection.execute(query).scalar_one_or_none())
+            self._read(study_id, [subject_id])
         return self._participants[key]
 
     def save_participant(self, study_id: str, state: ParticipantState) -> None:
@@ -145,10 +156,11 @@ class BatchStateStore:
             self._marked = []
 
     def _flush_participants(self) -> None:
-        """A few participants per statement: their JSON (a few times the size of the state) is built
-        for those only, which bounds the memory a flush takes whatever the batch's size."""
+        """A few participants per statement: their JSON is built for those only, which bounds the memory a
+        flush takes whatever the batch's size. Results: only the rows that are new or changed."""
         saved = [(key, state) for key in sorted(self._dirty) if (state := self._participants[key]) is not None]
-        self._participants.clear()
+        written = self._written
+        self._participants, self._written = {}, {}
         self._dirty.clear()
         row = tables.ParticipantState
         upsert = insert(row)
@@ -156,15 +168,17 @@ class BatchStateStore:
         statement = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=bump)
         for start in range(0, len(saved), FLUSH_CHUNK):
             chunk = saved[start : start + FLUSH_CHUNK]
-            rows = [{"study_id": key[0], "subject_id": key[1], "state": state.to_json()} for key, state in chunk]
+            todo = [(key, changes_of(state, written.get(key))) for key, state in chunk]
+            write_results(self._connection, todo)
+            rows = [{"study_id": key[0], "subject_id": key[1], "state": state_json(state)} for key, state in chunk]
             if self._cache is None:
                 self._connection.execute(statement, rows)
                 continue
             returning = statement.returning(row.study_id, row.subject_id, ROW_XMIN)
-            written = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
+            xmins = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
             del rows
-            for key, state in chunk:
-                self._cache.put(key, written[key], state)
+            for (key, state), (_, change) in zip(chunk, todo, strict=True):
+                self._cache.put(key, xmins[key], state, change.written)
 
     def _flush_studies(self) -> None:
         for study_id in sorted(self._dirty_studies):
@@ -179,6 +193,3 @@ class BatchStateStore:
             self._connection.execute(upsert.on_conflict_do_update(index_elements=[row.study_id], set_=changed))
             self._studies[study_id] = (data, state)
         self._dirty_studies.clear()
-
-    def _remember(self, key: Key, data: dict[str, Any] | None) -> None:
-        self._participants[key] = None if data is None else ParticipantState.from_json(data)

@@ -14,30 +14,34 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from services.safety_rules.adapters.participant_rows import Written
 from services.safety_rules.domain import ParticipantState
 
 Key = tuple[str, str]
+Cached = tuple[ParticipantState, Written]
 
 
 class ParticipantCache:
     def __init__(self, max_participants: int) -> None:
         self._max = max_participants
-        self._states: OrderedDict[Key, tuple[str, ParticipantState]] = OrderedDict()
+        self._states: OrderedDict[Key, tuple[str, ParticipantState, Written]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._states)
 
-    def take(self, key: Key, row_xmin: str) -> ParticipantState | None:
-        """The cached state of ``key`` if it is the row whose ``xmin`` is ``row_xmin``; the entry leaves the
-        cache either way (the batch now owns the object and puts it back when it wrote it)."""
+    def take(self, key: Key, row_xmin: str) -> Cached | None:
+        """The cached state of ``key`` and what its result rows hold, if it is the row whose ``xmin`` is
+        ``row_xmin``; the entry leaves the cache either way (the batch now owns the object and puts it back
+        when it wrote it)."""
         cached = self._states.pop(key, None)
         if cached is None or cached[0] != row_xmin:
             return None
-        return cached[1]
+        return cached[1], cached[2]
 
-    def put(self, key: Key, row_xmin: str, state: ParticipantState) -> None:
-        """``state`` is what the row written with ``row_xmin`` holds (committed with it)."""
-        self._states[key] = (row_xmin, state)
+    def put(self, key: Key, row_xmin: str, state: ParticipantState, written: Written) -> None:
+        """``state`` is what the row written with ``row_xmin`` holds (committed with it), ``written`` what
+        its result rows hold (written in the same transaction)."""
+        self._states[key] = (row_xmin, state, written)
         self._states.move_to_end(key)
         while len(self._states) > self._max:
             self._states.popitem(last=False)

@@ -2,7 +2,8 @@
 
 The engine calls the port synchronously, so the service runs it through `AsyncSession.run_sync`: every
 method here is a real query on the transaction's connection. A row is read when the engine asks for
-it and written back only when its JSON changed. `lock_study` is the single-writer guard: the caller
+it and written back only when its JSON changed (a participant's results: only those new or changed,
+`participant_rows`). `lock_study` is the single-writer guard: the caller
 takes it first, before any other row of the study is touched (one lock order, no deadlocks).
 """
 
@@ -15,6 +16,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.safety_rules.adapters import tables
+from services.safety_rules.adapters.participant_rows import (
+    Written,
+    changes_of,
+    read_participants,
+    state_json,
+    write_results,
+)
 from services.safety_rules.domain import ParticipantState, StudyState
 
 StudyJson = dict[str, Any]
@@ -47,30 +55,32 @@ class SqlStateStore:
 
     def __init__(self, connection: Connection, locked: tuple[str, StudyJson] | None = None) -> None:
         self._connection = connection
-        self._participants: dict[tuple[str, str], dict[str, Any]] = {}
+        self._participants: dict[tuple[str, str], tuple[dict[str, Any], Written]] = {}
         self._studies: dict[str, StudyJson] = dict([locked]) if locked else {}
 
     def load_participant(self, study_id: str, subject_id: str) -> ParticipantState | None:
-        """See `StateStore`."""
-        row = tables.ParticipantState
-        query = select(row.state).where(row.study_id == study_id, row.subject_id == subject_id)
-        data = self._connection.execute(query).scalar_one_or_none()
-        if data is None:
+        """See `StateStore` (the state row and its result rows: `participant_rows`)."""
+        found = read_participants(self._connection, study_id, [subject_id])[subject_id]
+        if found is None:
             return None
-        self._participants[(study_id, subject_id)] = data
-        return ParticipantState.from_json(data)
+        state, written = found
+        self._participants[(study_id, subject_id)] = (state_json(state), written)
+        return state
 
     def save_participant(self, study_id: str, state: ParticipantState) -> None:
         """See `StateStore`; a state equal to the one loaded is not written again."""
-        key, data = (study_id, state.subject_id), state.to_json()
-        if self._participants.get(key) == data:
+        key, data = (study_id, state.subject_id), state_json(state)
+        loaded = self._participants.get(key)
+        change = changes_of(state, None if loaded is None else loaded[1])
+        if loaded is not None and loaded[0] == data and not change.upserts and not change.deletes:
             return
+        write_results(self._connection, [(key, change)])
         row = tables.ParticipantState
         upsert = insert(row).values(study_id=study_id, subject_id=state.subject_id, state=data)
         changed = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
         conflict = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=changed)
         self._connection.execute(conflict)
-        self._participants[key] = data
+        self._participants[key] = (data, change.written)
 
     def load_study(self, study_id: str) -> StudyState | None:
         """See `StateStore`."""

@@ -21,7 +21,8 @@ class ProcessedEvent(ProcessedEventMixin, Base):
 
 
 class ParticipantState(Base):
-    """The rules engine's memory of one participant (``ParticipantState.to_json``); ``version`` counts writes."""
+    """The rules engine's memory of one participant (``ParticipantState.to_json``, its results aside: they are
+    ``participant_result`` rows since migration 0007); ``version`` counts writes."""
 
     __tablename__ = "participant_state"
     __table_args__ = ({"schema": SCHEMA},)
@@ -31,6 +32,19 @@ class ParticipantState(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON)  # json, lz4-compressed (migration 0005)
     version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ParticipantResult(Base):
+    """One lab result of a participant (``LabValue.to_json``), in the order of its state's results (``seq``);
+    the state row holds the rest of the state (``services.safety_rules.adapters.participant_rows``)."""
+
+    __tablename__ = "participant_result"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    study_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class StudyState(Base):

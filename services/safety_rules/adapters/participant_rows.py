@@ -1,0 +1,167 @@
+"""A participant's state in two tables: its lab results a row each, everything else in one JSON row.
+
+The results are most of a participant's state (59 of its 66 kB of JSON after the pipeline benchmark's 6,000
+records) and a record adds one or a few of them. Written as one JSON value, every batch that touched a
+participant rebuilt, sent and compressed all of it again (43 % of safety_rules' samples at 200 records/s,
+most of a batch's time in PostgreSQL). Here the state row holds ``ParticipantState.to_json`` without its
+results, and ``participant_result`` holds one row per result, written only when it is new or changed.
+
+The rows keep the order of ``ParticipantState.results`` (a dict: insertion order), which ``from_json``
+rebuilds from the order of the list: ``seq`` orders them. A new result is appended after the others; a
+changed one keeps its place (as in a dict). `changes` compares the results with what their rows hold
+(`Written`: the seq and the very value object each row was written from; results are immutable named
+tuples); when the order cannot be kept that way (a result removed and added again goes last in a dict),
+the participant's rows are all written again.
+
+A state row written before migration 0007 still holds its results in its JSON and has no result rows:
+it reads as before, and its results become rows at its next write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from services.safety_rules.adapters import tables
+from services.safety_rules.domain import ParticipantState
+from services.safety_rules.domain.results import LabValue
+
+#: Per result key: the ``seq`` of its row and the value that row was written from.
+Written = dict[str, tuple[int, LabValue]]
+
+
+@dataclass(frozen=True)
+class ResultChanges:
+    """The result rows of one participant to write: ``upserts`` (seq, value), ``deletes`` (seqs), or all of
+    them again (``rewrite``: delete every row of the participant first)."""
+
+    upserts: list[tuple[int, LabValue]]
+    deletes: list[int]
+    rewrite: bool
+    written: Written
+
+
+def state_json(state: ParticipantState) -> dict[str, Any]:
+    """The state row's JSON: ``to_json`` of the state without its results (those are rows)."""
+    return dataclasses.replace(state, results={}).to_json()
+
+
+def state_of(data: Mapping[str, Any], rows: Sequence[tuple[int, dict[str, Any]]]) -> tuple[ParticipantState, Written]:
+    """The state from its row's JSON and its result rows (in ``seq`` order), and what those rows hold."""
+    state = ParticipantState.from_json({**data, "results": [*data["results"], *(value for _, value in rows)]})
+    written: Written = {}
+    for seq, value in rows:
+        key = value["key"]
+        if key in state.results:
+            written[key] = (seq, state.results[key])
+    return state, written
+
+
+def changes(results: Mapping[str, LabValue], written: Written) -> ResultChanges:
+    """What to write so that the rows hold ``results``, in their order, given that they hold ``written``."""
+    next_seq = max((seq for seq, _ in written.values()), default=-1) + 1
+    upserts: list[tuple[int, LabValue]] = []
+    now: Written = {}
+    last, appended = -1, False
+    for key, value in results.items():
+        old = written.get(key)
+        if old is None:
+            appended = True
+            now[key] = (next_seq, value)
+            upserts.append(now[key])
+            next_seq += 1
+            continue
+        seq, held = old
+        if appended or seq < last:  # an older result after a newer one: the rows cannot keep this order
+            return rewrite(results)
+        last = seq
+        if held is value:
+            now[key] = old
+        else:
+            now[key] = (seq, value)
+            upserts.append(now[key])
+    deletes = [seq for key, (seq, _) in written.items() if key not in results]
+    return ResultChanges(upserts, deletes, rewrite=False, written=now)
+
+
+def changes_of(state: ParticipantState, written: Written | None) -> ResultChanges:
+    """`changes` of the state's results; all rows written again when its rows were not read (a new
+    participant: rows left by a state deleted without them must not come back)."""
+    return rewrite(state.results) if written is None else changes(state.results, written)
+
+
+def rewrite(results: Mapping[str, LabValue]) -> ResultChanges:
+    """Every row written again, numbered from 0 in the results' order."""
+    now: Written = {key: (seq, value) for seq, (key, value) in enumerate(results.items())}
+    return ResultChanges(list(now.values()), [], rewrite=True, written=now)
+
+
+def read_participants(
+    connection: Connection, study_id: str, subjects: Sequence[str]
+) -> dict[str, tuple[ParticipantState, Written] | None]:
+    """Each subject's state and what its result rows hold (None: no state row), one query per table."""
+    row, result = tables.ParticipantState, tables.ParticipantResult
+    query = select(row.subject_id, row.state).where(row.study_id == study_id, row.subject_id.in_(subjects))
+    states: dict[str, dict[str, Any]] = {subject: state for subject, state in connection.execute(query)}
+    rows = connection.execute(
+        select(result.subject_id, result.seq, result.value)
+        .where(result.study_id == study_id, result.subject_id.in_(subjects))
+        .order_by(result.subject_id, result.seq)
+    )
+    results = _grouped(rows.all())
+    found: dict[str, tuple[ParticipantState, Written] | None] = {}
+    for subject_id in subjects:
+        data = states.get(subject_id)
+        found[subject_id] = None if data is None else state_of(data, results.get(subject_id, []))
+    return found
+
+
+#: Deletes joined on the primary key: a row-value ``IN`` list is only filtered, over every row of the study.
+DELETE_PARTICIPANTS = text(
+    "DELETE FROM safety_rules.participant_result AS r"
+    " USING unnest(CAST(:studies AS text[]), CAST(:subjects AS text[])) AS d(study_id, subject_id)"
+    " WHERE r.study_id = d.study_id AND r.subject_id = d.subject_id"
+)
+DELETE_ROWS = text(
+    "DELETE FROM safety_rules.participant_result AS r"
+    " USING unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:seqs AS int[]))"
+    " AS d(study_id, subject_id, seq)"
+    " WHERE r.study_id = d.study_id AND r.subject_id = d.subject_id AND r.seq = d.seq"
+)
+
+
+def write_results(connection: Connection, todo: Sequence[tuple[tuple[str, str], ResultChanges]]) -> None:
+    """The result rows of some participants ((study, subject), changes): deletes first (a rewrite deletes
+    all of the participant's), then one upsert for the new and changed ones."""
+    everything = [key for key, change in todo if change.rewrite]
+    if everything:
+        studies, subjects = zip(*everything, strict=True)
+        connection.execute(DELETE_PARTICIPANTS, {"studies": list(studies), "subjects": list(subjects)})
+    some = [(*key, seq) for key, change in todo for seq in change.deletes]
+    if some:
+        studies, subjects, seqs = zip(*some, strict=True)
+        connection.execute(DELETE_ROWS, {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs)})
+    result = tables.ParticipantResult
+    rows = [
+        {"study_id": key[0], "subject_id": key[1], "seq": seq, "value": value.to_json()}
+        for key, change in todo
+        for seq, value in change.upserts
+    ]
+    if rows:
+        upsert = insert(result)
+        replace = {"value": upsert.excluded.value}
+        keys = [result.study_id, result.subject_id, result.seq]
+        connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=replace), rows)
+
+
+def _grouped(rows: Iterable[tuple[str, int, dict[str, Any]]]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Result rows ``(subject_id, seq, value)`` per subject, in the order given."""
+    found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for subject_id, seq, value in rows:
+        found.setdefault(subject_id, []).append((seq, value))
+    return found
