@@ -56,7 +56,7 @@ def build(settings: ServiceSettings, rules: RulesSettings | None = None) -> Fast
     )
     dead_letters = DeadLetters(publish, rules.consumer_group, topic=topics.dead_letter)
     batches = BatchConsumer(service, dead_letters, rules.retry)
-    polling = Polling(rules.batch_max_records, rules.batch_timeout_ms, rules.batch_max_bytes)
+    polling = Polling(rules.batch_max_records, rules.batch_timeout_ms, rules.batch_max_bytes, rules.fetch_wait_ms)
     router = create_router(batches, topics=topics, consumer_group=rules.consumer_group, polling=polling)
     broker.include_router(router)
     periodic = PeriodicTasks(registry)

@@ -59,6 +59,13 @@ class RulesSettings(SettingsFragment):
         validation_alias="TRIALWATCH_RULES_BATCH_TIMEOUT_MS",
         description="how long a poll waits for a first record (a batch never waits to fill up)",
     )
+    fetch_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        validation_alias="TRIALWATCH_RULES_FETCH_WAIT_MS",
+        description="how long the broker may hold a fetch that finds no new record (Kafka's fetch.max.wait.ms)",
+    )
     consumer_group: str = Field(
         default=DEFAULT_CONSUMER_GROUP, min_length=1, validation_alias="TRIALWATCH_RULES_CONSUMER_GROUP"
     )

@@ -47,6 +47,9 @@ def test_batches_are_bounded_in_records_bytes_and_participants_and_never_wait_lo
     defaults = RulesSettings.from_mapping({})
     assert (defaults.batch_max_records, defaults.batch_max_participants) == (500, 125)
     assert (defaults.batch_max_bytes, defaults.batch_timeout_ms) == (2 * 1024 * 1024, 20)
+    assert defaults.fetch_wait_ms == 20  # not Kafka's 500 ms: the busy partition waited for idle ones' fetches
+    with pytest.raises(ValueError, match="TRIALWATCH_RULES_FETCH_WAIT_MS"):
+        RulesSettings.from_mapping({"TRIALWATCH_RULES_FETCH_WAIT_MS": "0"})
     tuned = RulesSettings.from_mapping(
         {"TRIALWATCH_RULES_BATCH_MAX_RECORDS": "1", "TRIALWATCH_RULES_BATCH_MAX_PARTICIPANTS": "500"}
     )
