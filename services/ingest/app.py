@@ -28,6 +28,9 @@ from shared.messaging.outbox import Delivery
 from shared.messaging.topics import DEAD_LETTER, EVENTS, IN_FHIR, IN_HL7, IN_RECORDS
 
 CONSUMER_GROUP = "ingest"
+#: How long the broker may hold a fetch that finds nothing (Kafka's default is 500 ms): aiokafka fetches only
+#: partitions with nothing buffered, so a busy input partition would wait for the idle ones' fetch to expire.
+FETCH_WAIT_MS = 50
 #: One subscriber (one group member, one rebalance at start) for the three raw input topics.
 INPUT_FORMATS: dict[str, Format] = {IN_HL7: "hl7v2", IN_FHIR: "fhir", IN_RECORDS: "records"}
 
@@ -67,6 +70,7 @@ def create_router(
         group_id=CONSUMER_GROUP,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_WAIT_MS,
         title="IngestRawInput",
         description="Raw input from source systems, in the format its topic names (INTERFACES §1): "
         f"{', '.join(f'{topic} {fmt}' for topic, fmt in INPUT_FORMATS.items())}; one record or many per "
