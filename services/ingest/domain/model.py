@@ -61,6 +61,13 @@ class Rejected(NamedTuple):
 
 
 ParseResult = Parsed | Rejected
+_new_tuple = tuple.__new__
+
+
+def parsed(source: str, key: str, events: list[Event], raw_redacted: RawRedacted | None) -> Parsed:
+    """`Parsed(source, key, events, raw_redacted)` of a production record, without the keyword handling of
+    the named tuple's generated `__new__` (one per NDJSON record: a third of a microsecond less)."""
+    return _new_tuple(Parsed, (source, key, events, raw_redacted, False))
 
 
 class InputError(Exception):
