@@ -10,7 +10,7 @@ from services.safety_rules.domain import injection_site
 from services.safety_rules.domain.adherence import ADHERENCE_ANCHOR
 from services.safety_rules.domain.adverse_events import AE_ANCHOR, classify
 from services.safety_rules.domain.config_model import StudyConfig
-from services.safety_rules.domain.model import Batch, Touch, slot_key
+from services.safety_rules.domain.model import Batch, Touch, slot_key, touch_of
 from services.safety_rules.domain.registry import AE_FAMILIES, EVALUABILITY, INJECTION_SITE
 from services.safety_rules.domain.state import DoseFact, ParticipantState
 from services.safety_rules.domain.study_state import StudyState
@@ -23,7 +23,7 @@ from shared.events.clinical import (
 
 
 def _touch(event: AdverseEventReported | InjectionSiteReported | DoseRecorded) -> Touch:
-    return Touch(event.occurred_at, event.source)
+    return touch_of(event.occurred_at, event.source)
 
 
 def apply_adverse_event(

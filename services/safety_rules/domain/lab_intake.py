@@ -13,7 +13,7 @@ from __future__ import annotations
 from services.safety_rules.domain.composite import FN_ANCHORS, HYS_ANCHORS, anchors_fn, anchors_hys
 from services.safety_rules.domain.config_model import StudyConfig, TestRoles
 from services.safety_rules.domain.grading import certainly
-from services.safety_rules.domain.model import Batch, Touch
+from services.safety_rules.domain.model import Batch, Touch, touch_of
 from services.safety_rules.domain.registry import DATA_QUALITY, FEBRILE_NEUTROPENIA, GRADE, HYS_LAW
 from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
@@ -168,7 +168,7 @@ def apply_measurement(config: StudyConfig, participant: ParticipantState, batch:
         if old is None or old.status == "preliminary":
             participant.results[event.result_key] = _value(roles, event)
         return
-    touch = Touch(event.occurred_at, event.source)
+    touch = touch_of(event.occurred_at, event.source)
     if old is not None:
         drop_result(config, participant, old)
     if event.status == "deleted":
