@@ -18,9 +18,9 @@ from typing import IO, BinaryIO, cast
 
 import orjson
 
-from services.ingest.domain import Parsed, ParserConfig, parse_stream
+from services.ingest.domain import Parsed, parse_stream
 from services.safety_rules.domain import StudyConfig, select_study
-from trialwatch.replay import replay
+from trialwatch.replay import replay, replay_parser_config
 
 CHUNK = 1 << 20
 Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process)
@@ -112,9 +112,7 @@ def study_config() -> StudyConfig:
 
 def parse_only(paths: Sequence[Path], study: StudyConfig) -> tuple[list[Timing], int, int, int]:
     """parse_stream alone over each file, consuming every result: (timing per file, results, events, rejected)."""
-    config = ParserConfig(
-        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
-    )  # as replay parses
+    config = replay_parser_config(study)  # as replay parses
     seconds: list[Timing] = []
     results = events = rejected = 0
     gc.collect()

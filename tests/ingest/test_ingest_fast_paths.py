@@ -3,7 +3,8 @@
 - HL7: `usual_lab_event` (the common OBX built straight into its event) = `read_observation` + `result_event`.
 - HL7 times: `YYYYMMDDHHMM[SS]` through the C ISO parser = the general TS/DTM reader.
 - Events built without validation serialise byte for byte like validated ones (field order included).
-- `ParserConfig(keep_raw=False)` (replay) changes nothing but the absent raw copy.
+- `ParserConfig(keep_raw=False)` (replay) changes nothing but the absent raw copy; `event_ids=False` (replay)
+  nothing but the empty event ids.
 """
 
 from __future__ import annotations
@@ -161,6 +162,21 @@ def test_without_raw_copies_only_the_raw_copy_is_missing() -> None:
             assert without == with_raw._replace(raw_redacted=None), name
         else:
             assert without == with_raw, name  # a rejection keeps its (blanked) copy either way
+
+
+def test_without_event_ids_only_the_event_ids_are_empty() -> None:
+    with_ids = _all_results(CONFIG)
+    without_ids = _all_results(dataclasses.replace(CONFIG, event_ids=False))
+    assert len(with_ids) == len(without_ids) > 100
+    for (name, with_id), (_, without) in zip(with_ids, without_ids, strict=True):
+        if isinstance(with_id, Parsed):
+            assert isinstance(without, Parsed), name
+            assert [event.event_id for event in without.events] == [""] * len(with_id.events), name
+            assert all(event.event_id for event in with_id.events), name
+            blanked = [event.model_copy(update={"event_id": ""}) for event in with_id.events]
+            assert without == with_id._replace(events=blanked), name
+        else:
+            assert without == with_id, name
 
 
 def test_replay_mode_hl7_keeps_no_identifier_anywhere() -> None:

@@ -18,18 +18,30 @@ class RecordContext:
     caller's fallback; when both are absent each event uses its own event time (SAFETY_RULES §5, replay).
     """
 
-    __slots__ = ("_id_prefix", "_lab_template", "dedup_key", "recorded_at", "study_id", "subject_id")
+    __slots__ = ("_id_prefix", "_ids", "_lab_template", "dedup_key", "recorded_at", "study_id", "subject_id")
 
-    def __init__(self, study_id: str, subject_id: str | None, dedup_key: str, recorded_at: datetime | None) -> None:
+    def __init__(
+        self,
+        study_id: str,
+        subject_id: str | None,
+        dedup_key: str,
+        recorded_at: datetime | None,
+        *,
+        event_ids: bool = True,
+    ) -> None:
         self.study_id = study_id
         self.subject_id = subject_id
         self.dedup_key = dedup_key
         self.recorded_at = recorded_at
         self._id_prefix = dedup_key + "\x1f"
+        self._ids = event_ids
         self._lab_template: dict[str, Any] | None = None
 
     def event_id(self, source: str, ordinal: int) -> str:
-        """`shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`)."""
+        """`shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`); "" when the
+        parser was configured without event ids (`ParserConfig.event_ids`)."""
+        if not self._ids:
+            return ""
         digest = NAMESPACE_SHA1.copy()
         digest.update(f"{self._id_prefix}{source}\x1f{ordinal}".encode())
         return uuid5_text(digest.hexdigest())

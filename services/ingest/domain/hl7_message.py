@@ -128,7 +128,7 @@ def _events(
             order = read_order(segment, header, orders)
         elif tag == "PID":
             subject, study = read_subject(segment, header, config)
-            context = RecordContext(study, subject, key, header.sent_at or received_at)
+            context = RecordContext(study, subject, key, header.sent_at or received_at, event_ids=config.event_ids)
     if context is None:
         raise InputError("PID-3", "the message has no PID segment")
     return events

@@ -104,7 +104,7 @@ def _envelope(
     content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
     key = f"{source}:{content_hash(content)}"
     return {
-        "event_id": event_id(key, source, 1),
+        "event_id": event_id(key, source, 1) if config.event_ids else "",
         "kind": kind,
         "schema_version": 1,
         "study_id": study_id,

@@ -99,5 +99,7 @@ def _events(data: Record, config: ParserConfig, received_at: datetime | None) ->
     source = f"REC:{study_id}:{domain}:{record_id}"  # INTERFACES §3 evidence key
     content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
     key = f"{source}:{content_hash(content)}"
-    context = RecordContext(study_id, subject_id, key, moment(data, _RECEIVED) or received_at)
+    context = RecordContext(
+        study_id, subject_id, key, moment(data, _RECEIVED) or received_at, event_ids=config.event_ids
+    )
     return key, builder(data, context, source, config.terminology)
