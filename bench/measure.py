@@ -4,6 +4,7 @@ in-process split between parsing and rules. Every function times one thing and r
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import os
 import shutil
@@ -46,6 +47,7 @@ class ChildRun:
     signals: int
     stderr_lines: int
     by_rule: Counter[str] = field(default_factory=Counter)
+    stdout_sha256: str = ""  # of the signal output: byte-identical output across revisions has the same digest
 
 
 def trialwatch_command() -> list[str]:
@@ -71,9 +73,11 @@ def run_replay(paths: Sequence[Path], cpu: int, out_dir: Path, label: str) -> Ch
         child.returncode = os.waitstatus_to_exitcode(status)
     lines = signals = 0
     by_rule: Counter[str] = Counter()
+    digest = hashlib.sha256()
     with stdout_path.open("rb") as stdout:
         for line in stdout:
             lines += 1
+            digest.update(line)
             signal = orjson.loads(line)
             if isinstance(signal, dict) and signal.get("signal_id"):
                 signals += 1
@@ -82,7 +86,15 @@ def run_replay(paths: Sequence[Path], cpu: int, out_dir: Path, label: str) -> Ch
         stderr_lines = sum(1 for _ in stderr)
     cpu_seconds = usage.ru_utime + usage.ru_stime
     return ChildRun(
-        seconds, cpu_seconds, child.returncode, usage.ru_maxrss / 1024, lines, signals, stderr_lines, by_rule
+        seconds,
+        cpu_seconds,
+        child.returncode,
+        usage.ru_maxrss / 1024,
+        lines,
+        signals,
+        stderr_lines,
+        by_rule,
+        digest.hexdigest(),
     )
 
 

@@ -59,6 +59,7 @@ def _end_to_end(runs: list[measure.ChildRun], records: int, startup: float) -> d
         "signals": best.signals,
         "rejected": best.stderr_lines,
         "signals_by_rule": dict(sorted(best.by_rule.items())),
+        "stdout_sha256": best.stdout_sha256,
     }
 
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, children in runs.items():
         for child in children:
             assert child.signals == child.stdout_lines, f"{name}: {child.signals} signals != {child.stdout_lines} lines"
+            assert child.stdout_sha256 == children[0].stdout_sha256, f"{name}: the output differs between runs"
     end_to_end = {name: _end_to_end(children, counts[name], startup) for name, children in runs.items()}
 
     print("baseline read+split, then in-process parse / parse+rules ...", flush=True)

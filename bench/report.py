@@ -117,6 +117,8 @@ def print_table(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
             f"{run['cpu_seconds']:>8.2f}{run['cpu_per_s']:>10,.0f}{run['peak_rss_mb']:>8.1f}{run['signals']:>9,}"
         )
     p(f"  {'startup (empty input)':<24}{result['startup_s']:>9.2f}   (net/s = records / (wall - startup))")
+    for name, run in result["end_to_end"].items():
+        p(f"  sha256 of the {name} output: {run['stdout_sha256']}")
     p(f"\n{'in-process split':<26}{'parse s':>9}{'parse+rules':>12}{'rules s':>10}{'rules %':>9}{'(CPU)':>7}")
     for name, split in result["in_process"].items():
         p(
