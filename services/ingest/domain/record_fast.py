@@ -30,47 +30,79 @@ from shared.events import AdverseEventReported, DoseRecorded, Event, InjectionSi
 Record = dict[str, Any]
 #: (dedup key, events) of a record; None: not the usual shape, read it with the general path.
 Usual = tuple[str, list[Event]] | None
-#: Builds a record's event from (data, envelope fields, terminology); None: not the usual shape.
-_Builder = Callable[[Record, dict[str, Any], Terminology], Event | None]
+#: Builds a record's event from (data, envelope fields, terminology); raises _UnusualError otherwise.
+_Builder = Callable[[Record, dict[str, Any], Terminology], Event]
 #: A usual domain: its event kind, the key of its event time, its builder.
 _Usual = tuple[str, str, _Builder]
 
 _RECEIVED = "RECEIVEDDTC"
 _FLAGS = {"Y": True, "N": False}
 _GRADES = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
-_UNUSUAL = object()  # a value the general path must read (or reject)
 
 
-def _text(value: object) -> object:
-    """`record_fields.text` of a value of the usual type; _UNUSUAL otherwise."""
+class _UnusualError(Exception):
+    """A value the general path must read (or reject, naming it): the fast path gives up on the record."""
+
+
+def _text(value: object) -> str | None:
+    """`record_fields.text` of a value of the usual type."""
     if type(value) is str:
         return value or None
-    return None if value is None else _UNUSUAL
+    if value is None:
+        return None
+    raise _UnusualError
 
 
-def _code(value: object) -> object:
-    """`record_fields.code` (a string or a JSON integer) of a value of the usual type; _UNUSUAL otherwise."""
+def _required_text(value: object) -> str:
+    """`record_fields.required_text` of a value of the usual type."""
+    if type(value) is str and value:
+        return value
+    raise _UnusualError
+
+
+def _code(value: object) -> str | None:
+    """`record_fields.code` (a string or a JSON integer) of a value of the usual type."""
     return str(value) if type(value) is int else _text(value)
 
 
-def _moment(value: object) -> object:
-    """`record_fields.moment` of a valid ISO 8601 string (None when not sent); _UNUSUAL otherwise."""
+def _moment(value: object) -> datetime | None:
+    """`record_fields.moment` of a valid ISO 8601 string (None when not sent)."""
     if value is None or value == "":
         return None
-    if type(value) is not str:
-        return _UNUSUAL
-    return iso_time(value) or _UNUSUAL
+    found = iso_time(value) if type(value) is str else None
+    if found is None:
+        raise _UnusualError
+    return found
 
 
-def _grade(value: object) -> object:
-    """`record_fields.grade` of "1"-"5" (None when not sent); _UNUSUAL otherwise."""
+def _required_moment(value: object) -> datetime:
+    found = _moment(value)
+    if found is None:
+        raise _UnusualError
+    return found
+
+
+def _grade(value: object) -> int | None:
+    """`record_fields.grade` of "1"-"5" (None when not sent)."""
     if value is None or value == "":
         return None
-    return _GRADES.get(value, _UNUSUAL) if type(value) is str else _UNUSUAL
+    found = _GRADES.get(value) if type(value) is str else None
+    if found is None:
+        raise _UnusualError
+    return found
 
 
-def _flags(data: Record, keys: tuple[tuple[str, str], ...]) -> dict[str, bool] | None:
-    """`record_fields.flags` when every flag sent is "Y", "N", "" or null; None otherwise."""
+def _number(value: object) -> Decimal | None:
+    """`record_fields.number` of a JSON integer (None when not sent)."""
+    if type(value) is int:
+        return Decimal(value)
+    if value is None or value == "":
+        return None
+    raise _UnusualError
+
+
+def _flags(data: Record, keys: tuple[tuple[str, str], ...]) -> dict[str, bool]:
+    """`record_fields.flags` when every flag sent is "Y", "N", "" or null."""
     found: dict[str, bool] = {}
     for key, name in keys:
         if key in data:
@@ -79,33 +111,27 @@ def _flags(data: Record, keys: tuple[tuple[str, str], ...]) -> dict[str, bool] |
             if flag is not None:
                 found[name] = flag
             elif value is not None and value != "":
-                return None
+                raise _UnusualError
     return found
 
 
 def _envelope(
     data: Record, config: ParserConfig, received_at: datetime | None, domain: str, usual: _Usual
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """The envelope fields (`RecordContext.envelope` of `records._events`) of a participant record whose
-    identity keys and times are of the usual form; None otherwise."""
-    study_id, record_id, subject_id = data.get("STUDYID"), data.get("RECID"), data.get("USUBJID")
-    if not (type(record_id) is str and record_id and type(subject_id) is str and subject_id):
-        return None
-    if type(study_id) is not str or study_id not in config.study_ids:
-        return None
-    kind, at_key, _ = usual
-    occurred_at = _moment(data.get(at_key))
-    if occurred_at is None or occurred_at is _UNUSUAL:
-        return None
+    identity keys and times are of the usual form."""
+    study_id = _required_text(data.get("STUDYID"))
+    record_id, subject_id = _required_text(data.get("RECID")), _required_text(data.get("USUBJID"))
+    if study_id not in config.study_ids:
+        raise _UnusualError
+    occurred_at = _required_moment(data.get(usual[1]))
     recorded_at = _moment(data.get(_RECEIVED))
-    if recorded_at is _UNUSUAL:
-        return None
     source = f"REC:{study_id}:{domain}:{record_id}"
     content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
     key = f"{source}:{content_hash(content)}"
     return {
         "event_id": event_id(key, source, 1) if config.event_ids else "",
-        "kind": kind,
+        "kind": usual[0],
         "schema_version": 1,
         "study_id": study_id,
         "subject_id": subject_id,
@@ -118,29 +144,23 @@ def _envelope(
     }
 
 
-def _dose(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event | None:
+def _dose(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event:
     """`record_trial.dose`."""
-    occur, amount, unit = data.get("EXOCCUR"), data.get("EXDOSE"), _text(data.get("EXDOSU"))
+    occur = data.get("EXOCCUR")
     given = _FLAGS.get(occur) if type(occur) is str else None
-    if given is None or unit is _UNUSUAL:
-        return None
-    if type(amount) is int:
-        amount = Decimal(amount)
-    elif amount is None or amount == "":
-        amount = None
-    else:
-        return None
+    if given is None:
+        raise _UnusualError
     fields["given"] = given
-    fields["dose"] = amount
-    fields["dose_unit"] = unit
+    fields["dose"] = _number(data.get("EXDOSE"))
+    fields["dose_unit"] = _text(data.get("EXDOSU"))
     return construct(DoseRecorded, fields)
 
 
-def _vital_sign(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event | None:
+def _vital_sign(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event:
     """`record_clinical.vital_sign` of a temperature (other vital signs take the general path)."""
     test, value, unit = data.get("VSTESTCD"), data.get("VSORRES"), _text(data.get("VSORRESU"))
-    if type(test) is not str or test not in terminology.vital_tests or type(value) is not str or unit is _UNUSUAL:
-        return None
+    if type(test) is not str or test not in terminology.vital_tests or type(value) is not str:
+        raise _UnusualError
     profile = vital_profile(terminology, test, unit)
     number, comparator, issue = canonical_reading(profile, "final", parse_qualified(value), None)
     source = fields["source"]
@@ -150,55 +170,31 @@ def _vital_sign(data: Record, fields: dict[str, Any], terminology: Terminology) 
     )  # fmt: skip
 
 
-def _adverse_event(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event | None:
+def _adverse_event(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event:
     """`record_clinical.adverse_event`."""
-    term, criteria = data.get("AETERM"), _flags(data, CRITERIA)
-    if type(term) is not str or not term or criteria is None:
-        return None
-    lowest, preferred = _code(data.get("AELLTCD")), _code(data.get("AEPTCD"))
-    values = (
-        _text(data.get("AEDECOD")),
-        lowest or preferred,
-        _text(data.get("AESOC")),
-        _code(data.get("AESOCCD")),
-        _grade(data.get("AETOXGR")),
-        _text(data.get("AEREL")),
-        _text(data.get("AEOUT")),
-        _moment(data.get("AEENDTC")),
-    )
-    if _UNUSUAL in values or lowest is _UNUSUAL or preferred is _UNUSUAL:
-        return None
-    decod, meddra_code, soc, soc_code, grade, causality, outcome, ended_at = values
+    criteria = _flags(data, CRITERIA)
     fields["ae_id"] = data["RECID"]
-    fields["term"] = term
-    fields["decod"] = decod
-    fields["meddra_code"] = meddra_code
-    fields["soc"] = soc
-    fields["soc_code"] = soc_code
-    fields["grade"] = grade
+    fields["term"] = _required_text(data.get("AETERM"))
+    fields["decod"] = _text(data.get("AEDECOD"))
+    lowest, preferred = _code(data.get("AELLTCD")), _code(data.get("AEPTCD"))
+    fields["meddra_code"] = lowest or preferred
+    fields["soc"] = _text(data.get("AESOC"))
+    fields["soc_code"] = _code(data.get("AESOCCD"))
+    fields["grade"] = _grade(data.get("AETOXGR"))
     fields["criteria"] = criteria
-    fields["causality"] = causality
-    fields["outcome"] = outcome
-    fields["ended_at"] = ended_at
+    fields["causality"] = _text(data.get("AEREL"))
+    fields["outcome"] = _text(data.get("AEOUT"))
+    fields["ended_at"] = _moment(data.get("AEENDTC"))
     return construct(AdverseEventReported, fields)
 
 
-def _injection_site(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event | None:
+def _injection_site(data: Record, fields: dict[str, Any], terminology: Terminology) -> Event:
     """`record_trial.injection_site`."""
-    findings, location = _flags(data, ISR_FINDINGS), _text(data.get("ISRLOC"))
-    erythema, grade = data.get("ISRERYMM"), _grade(data.get("ISRTOXGR"))
-    if findings is None or location is _UNUSUAL or grade is _UNUSUAL:
-        return None
-    if type(erythema) is int:
-        erythema = Decimal(erythema)
-    elif erythema is None or erythema == "":
-        erythema = None
-    else:
-        return None
-    fields["location"] = location
+    findings = _flags(data, ISR_FINDINGS)
+    fields["location"] = _text(data.get("ISRLOC"))
     fields["findings"] = findings
-    fields["erythema_mm"] = erythema
-    fields["grade"] = grade
+    fields["erythema_mm"] = _number(data.get("ISRERYMM"))
+    fields["grade"] = _grade(data.get("ISRTOXGR"))
     return construct(InjectionSiteReported, fields)
 
 
@@ -218,8 +214,9 @@ def usual_record(data: Record, config: ParserConfig, received_at: datetime | Non
     usual = _USUAL.get(domain) if type(domain) is str else None
     if usual is None:
         return None
-    fields = _envelope(data, config, received_at, domain, usual)  # type: ignore[arg-type]
-    if fields is None:
+    try:
+        fields = _envelope(data, config, received_at, domain, usual)  # type: ignore[arg-type]
+        event = usual[2](data, fields, config.terminology)
+    except _UnusualError:
         return None
-    event = usual[2](data, fields, config.terminology)
-    return None if event is None else (fields["dedup_key"], [event])
+    return fields["dedup_key"], [event]
