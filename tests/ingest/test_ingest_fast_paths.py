@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import orjson
 from hypothesis import given, settings
@@ -22,7 +22,7 @@ from services.ingest.domain.context import RecordContext
 from services.ingest.domain.hl7_header import read_header
 from services.ingest.domain.hl7_results import observation_profile, read_observation, read_order, usual_lab_event
 from services.ingest.domain.results import result_event
-from services.ingest.domain.times import _hl7_time_general, hl7_time
+from services.ingest.domain.times import _hl7_time_general, _iso_time_general, hl7_time, iso_time
 from shared.events import CLINICAL_EVENT_ADAPTER, Event
 
 CONFIG = make_config()
@@ -121,6 +121,27 @@ def test_hl7_time_fast_path_reads_valid_times(moment: datetime) -> None:
     seconds = f"{moment.year:04d}{moment:%m%d%H%M%S}"
     assert hl7_time(seconds) == moment.replace(tzinfo=UTC) == _hl7_time_general(seconds)
     assert hl7_time(seconds[:12]) == moment.replace(second=0, tzinfo=UTC)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="0123456789-T:+Z.W ", min_size=8, max_size=21)
+    | st.datetimes().map(lambda moment: moment.isoformat(timespec="seconds"))
+    | st.dates().map(date.isoformat)
+)
+def test_iso_time_of_the_usual_naive_forms_equals_the_general_reader(text: str) -> None:
+    fast, general = iso_time(text), _iso_time_general(text)
+    assert fast == general
+    if fast is not None and general is not None:
+        assert (fast.tzinfo, fast.isoformat()) == (general.tzinfo, general.isoformat())
+
+
+def test_the_usual_naive_forms_are_utc() -> None:
+    assert iso_time("2026-02-04T00:18:24") == datetime(2026, 2, 4, 0, 18, 24, tzinfo=UTC)
+    assert iso_time("2026-02-04") == datetime(2026, 2, 4, tzinfo=UTC)
+    assert iso_time("2026-02-04T01:18+01") == datetime(2026, 2, 4, 0, 18, tzinfo=UTC)  # 19 characters, an offset
+    assert iso_time("2026-02-04T01+01:00") == datetime(2026, 2, 4, 0, 0, tzinfo=UTC)
+    assert iso_time("2026-02-30") is None
 
 
 def test_unusual_digits_take_the_general_reader() -> None:
