@@ -21,6 +21,9 @@ from shared.events.clinical import (
     RegulatorySubmissionRecorded,
 )
 
+_AE_FAMILY_NAMES = tuple(family.name for family in AE_FAMILIES)
+_ADHERENCE_SLOT = slot_key(EVALUABILITY.name, ADHERENCE_ANCHOR)
+
 
 def _touch(event: AdverseEventReported | InjectionSiteReported | DoseRecorded) -> Touch:
     return touch_of(event.occurred_at, event.source)
@@ -37,10 +40,10 @@ def apply_adverse_event(
         participant.injection_sites.pop(anchor, None)
     else:
         participant.injection_sites[anchor] = reaction
-    touch = _touch(ae)
-    for family in AE_FAMILIES:
-        batch.touch(slot_key(family.name, ae.ae_id), touch)
-    batch.touch(slot_key(INJECTION_SITE.name, anchor), touch)
+    touch, touched, ae_id = _touch(ae), batch.touched, ae.ae_id
+    for name in _AE_FAMILY_NAMES:
+        touched.setdefault((name, ae_id), touch)  # `batch.touch` of each slot, inlined (six per AE)
+    touched.setdefault((INJECTION_SITE.name, anchor), touch)
 
 
 def apply_injection_site(
@@ -62,7 +65,7 @@ def apply_dose(participant: ParticipantState, study: StudyState, batch: Batch, d
         study.dosed.discard(participant.subject_id)
     else:
         study.dosed.add(participant.subject_id)
-    batch.touch(slot_key(EVALUABILITY.name, ADHERENCE_ANCHOR), _touch(dose))
+    batch.touch(_ADHERENCE_SLOT, _touch(dose))
 
 
 def apply_submission(study: StudyState, subject_id: str, report: RegulatorySubmissionRecorded) -> None:

@@ -58,13 +58,14 @@ class Engine:
         dedup_key = first.dedup_key
         if store.is_processed(dedup_key):
             return []
-        study = self._study()
+        study_id = self._config.study_id
+        study = store.load_study(study_id) or StudyState(study_id)
         subject_id = first.subject_id
-        if len(events) == 1 and subject_id is not None and first.study_id == self._config.study_id:
+        if len(events) == 1 and subject_id is not None and first.study_id == study_id:
             emitted = self._participant_record(study, subject_id, events, dedup_key)  # nearly every NDJSON record
         else:
             emitted = []
-            for subject_id, group in _by_subject(self._config.study_id, events):
+            for subject_id, group in _by_subject(study_id, events):
                 if subject_id is None:
                     _apply_study_events(study, group)
                 else:
@@ -82,10 +83,6 @@ class Engine:
         if overdue:
             self._store.save_study(study)
         return [breach_signal(self._config, clock) for clock in overdue]
-
-    def _study(self) -> StudyState:
-        study_id = self._config.study_id
-        return self._store.load_study(study_id) or StudyState(study_id)
 
     def _participant_record(
         self, study: StudyState, subject_id: str, events: Sequence[ClinicalEvent], dedup_key: str
