@@ -20,6 +20,7 @@ from services.safety_rules.domain.state import ParticipantState
 from shared.events.clinical import LabResultRecorded, VitalSignRecorded
 
 Measurement = LabResultRecorded | VitalSignRecorded
+_new_tuple = tuple.__new__
 #: Whether a stored result anchors LAB-FN and LAB-HYS.
 Anchoring = tuple[bool, bool]
 NOT_ANCHORING: Anchoring = (False, False)
@@ -56,10 +57,11 @@ def _value(roles: TestRoles, event: Measurement) -> LabValue:
     else:
         comparator, lln, uln, specimen, derived = None, None, None, "", False
     issue = data_issue(roles, event, comparator)
-    return LabValue(
+    # every field given, so built as a tuple: the named tuple's generated `__new__` costs a call per result
+    return _new_tuple(LabValue, (
         event.result_key, event.test, event.occurred_at, event.value, comparator, event.unit, lln, uln,
-        event.status, specimen, event.source, issue, derived,
-    )  # fmt: skip
+        event.status, specimen, event.source, issue, derived, (), (),
+    ))  # fmt: skip
 
 
 def store_result(config: StudyConfig, participant: ParticipantState, value: LabValue) -> Anchoring:
