@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.ingest.domain.construct import construct
-from services.ingest.domain.keys import content_hash, event_id
+from services.ingest.domain.keys import content_hash, event_id, without_key
 from services.ingest.domain.model import ParserConfig
 from services.ingest.domain.quantities import parse_qualified
 from services.ingest.domain.record_clinical import CRITERIA, vital_profile
@@ -127,8 +127,7 @@ def _envelope(
     occurred_at = _required_moment(data.get(usual[1]))
     recorded_at = _moment(data.get(_RECEIVED))
     source = f"REC:{study_id}:{domain}:{record_id}"
-    content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
-    key = f"{source}:{content_hash(content)}"
+    key = f"{source}:{content_hash(without_key(data, _RECEIVED))}"
     return {
         "event_id": event_id(key, source, 1) if config.event_ids else "",
         "kind": usual[0],

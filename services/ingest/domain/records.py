@@ -13,7 +13,7 @@ from datetime import datetime
 import orjson
 
 from services.ingest.domain.context import RecordContext
-from services.ingest.domain.keys import content_hash, unparseable
+from services.ingest.domain.keys import content_hash, unparseable, without_key
 from services.ingest.domain.model import InputError, ParserConfig, ParseResult, Rejected, parsed
 from services.ingest.domain.record_clinical import adverse_event, lab_result, vital_sign
 from services.ingest.domain.record_fast import usual_record
@@ -97,8 +97,7 @@ def _events(data: Record, config: ParserConfig, received_at: datetime | None) ->
     record_id = required_code(data, "RECID")
     subject_id = None if domain in _STUDY_LEVEL else required_text(data, "USUBJID")
     source = f"REC:{study_id}:{domain}:{record_id}"  # INTERFACES §3 evidence key
-    content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
-    key = f"{source}:{content_hash(content)}"
+    key = f"{source}:{content_hash(without_key(data, _RECEIVED))}"
     context = RecordContext(
         study_id, subject_id, key, moment(data, _RECEIVED) or received_at, event_ids=config.event_ids
     )
