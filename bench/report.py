@@ -107,6 +107,7 @@ def print_table(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
     vm = " (VM)" if host.get("virtual_machine") else ""
     p(f"machine: {host['cpu_model']}, {host['cores']} cores{vm}, Python {host['python']}, CPU {result['cpu']} only")
     p(f"load average (1 min) before/after: {host['load_average_1m_before']} / {host['load_average_1m_after']}")
+    p(f"bytecode: {result.get('bytecode', 'as found')}")
     p(
         f"\n{'end to end (subprocess)':<26}{'wall s':>9}{'records/s':>11}{'net/s':>9}{'CPU s':>8}{'CPU rec/s':>10}"
         f"{'RSS MB':>8}{'signals':>9}"
