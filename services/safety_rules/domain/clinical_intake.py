@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from services.safety_rules.domain import injection_site
 from services.safety_rules.domain.adherence import ADHERENCE_ANCHOR
-from services.safety_rules.domain.adverse_events import AE_ANCHOR, classify
+from services.safety_rules.domain.adverse_events import AE_ANCHOR, classify, may_raise
 from services.safety_rules.domain.config_model import StudyConfig
 from services.safety_rules.domain.model import Batch, Touch, slot_key, touch_of
 from services.safety_rules.domain.registry import AE_FAMILIES, EVALUABILITY, INJECTION_SITE
@@ -33,7 +33,7 @@ def apply_adverse_event(
     config: StudyConfig, participant: ParticipantState, batch: Batch, ae: AdverseEventReported
 ) -> None:
     """Store the AE's facts (and its injection-site facts when coded as one) and mark its slots."""
-    participant.adverse_events[ae.ae_id] = classify(config, ae)
+    facts = participant.adverse_events[ae.ae_id] = classify(config, ae)
     anchor = AE_ANCHOR + ae.ae_id
     reaction = injection_site.ae_facts(config, ae)
     if reaction is None:
@@ -41,8 +41,11 @@ def apply_adverse_event(
     else:
         participant.injection_sites[anchor] = reaction
     touch, touched, ae_id = _touch(ae), batch.touched, ae.ae_id
+    raising, active = may_raise(facts), participant.active
     for name in _AE_FAMILY_NAMES:
-        touched.setdefault((name, ae_id), touch)  # `batch.touch` of each slot, inlined (six per AE)
+        slot = (name, ae_id)
+        if raising or slot in active:  # otherwise the family decides None and nothing stands: no change
+            touched.setdefault(slot, touch)  # `batch.touch`, inlined
     touched.setdefault((INJECTION_SITE.name, anchor), touch)
 
 
