@@ -4,6 +4,7 @@ in-process split between parsing and rules. Every function times one thing and r
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import os
 import shutil
@@ -18,9 +19,9 @@ from typing import IO, BinaryIO, cast
 
 import orjson
 
-from services.ingest.domain import Parsed, ParserConfig, parse_stream
+from services.ingest.domain import Parsed, parse_stream
 from services.safety_rules.domain import StudyConfig, select_study
-from trialwatch.replay import replay
+from trialwatch.replay import replay, replay_parser_config
 
 CHUNK = 1 << 20
 Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process)
@@ -46,6 +47,7 @@ class ChildRun:
     signals: int
     stderr_lines: int
     by_rule: Counter[str] = field(default_factory=Counter)
+    stdout_sha256: str = ""  # of the signal output: byte-identical output across revisions has the same digest
 
 
 def trialwatch_command() -> list[str]:
@@ -71,9 +73,11 @@ def run_replay(paths: Sequence[Path], cpu: int, out_dir: Path, label: str) -> Ch
         child.returncode = os.waitstatus_to_exitcode(status)
     lines = signals = 0
     by_rule: Counter[str] = Counter()
+    digest = hashlib.sha256()
     with stdout_path.open("rb") as stdout:
         for line in stdout:
             lines += 1
+            digest.update(line)
             signal = orjson.loads(line)
             if isinstance(signal, dict) and signal.get("signal_id"):
                 signals += 1
@@ -82,7 +86,15 @@ def run_replay(paths: Sequence[Path], cpu: int, out_dir: Path, label: str) -> Ch
         stderr_lines = sum(1 for _ in stderr)
     cpu_seconds = usage.ru_utime + usage.ru_stime
     return ChildRun(
-        seconds, cpu_seconds, child.returncode, usage.ru_maxrss / 1024, lines, signals, stderr_lines, by_rule
+        seconds,
+        cpu_seconds,
+        child.returncode,
+        usage.ru_maxrss / 1024,
+        lines,
+        signals,
+        stderr_lines,
+        by_rule,
+        digest.hexdigest(),
     )
 
 
@@ -112,9 +124,7 @@ def study_config() -> StudyConfig:
 
 def parse_only(paths: Sequence[Path], study: StudyConfig) -> tuple[list[Timing], int, int, int]:
     """parse_stream alone over each file, consuming every result: (timing per file, results, events, rejected)."""
-    config = ParserConfig(
-        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
-    )  # as replay parses
+    config = replay_parser_config(study)  # as replay parses
     seconds: list[Timing] = []
     results = events = rejected = 0
     gc.collect()

@@ -13,9 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any, cast
 
-from services.ingest.domain import ParserConfig, parse_stream
+from services.ingest.domain import parse_stream
 from services.safety_rules.domain import Engine, InMemoryStateStore, StudyConfig
-from trialwatch.replay import replay
+from trialwatch.replay import replay, replay_parser_config
 
 # coarse stages, by (file, function): their cumulative share of the profiled run
 STAGES = {
@@ -96,9 +96,7 @@ def memory_census(label: str, data: bytes, study: StudyConfig, top: int = 10) ->
 
     Mirrors replay's loop (parse_stream, advance_clock, process) so the engine's state can be inspected.
     """
-    config = ParserConfig(
-        study_ids=frozenset({study.study_id}), default_study_id=study.study_id, keep_raw=False
-    )  # as replay parses
+    config = replay_parser_config(study)  # as replay parses
     for _ in parse_stream(io.BytesIO(data[:4096]), config, name="warm-up"):
         pass  # caches and lazy imports are not state
     gc.collect()

@@ -8,12 +8,15 @@ Generates the synthetic stream when absent (bench.generate), then on ONE core:
 2. the floor: reading the same files and splitting them into messages / lines, parsing nothing;
 3. in-process: parse_stream alone, then `replay()` itself (parse + rules); rules = the difference;
 4. with failed floors (or `--profile always`), cProfile hot spots of one file of each format.
+`--compile-bytecode` first compiles the project's modules into __pycache__, as a normal installation has
+them: where PYTHONDONTWRITEBYTECODE is set (this machine) every start otherwise compiles them from source.
 Writes out/bench-replay.json and prints a table. Figures depend on the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import sys
@@ -27,6 +30,7 @@ from bench.generate import DEFAULT_DIR, DEFAULT_RECORDS, SMALL_RECORDS, generate
 from bench.profiling import head, memory_census, print_memory, print_profile, profile_replay
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("services", "shared", "trialwatch")
 
 
 def ensure_dataset(directory: Path, records: int, participants: int, seed: int) -> dict[str, Any]:
@@ -59,6 +63,7 @@ def _end_to_end(runs: list[measure.ChildRun], records: int, startup: float) -> d
         "signals": best.signals,
         "rejected": best.stderr_lines,
         "signals_by_rule": dict(sorted(best.by_rule.items())),
+        "stdout_sha256": best.stdout_sha256,
     }
 
 
@@ -80,6 +85,17 @@ def _total(timings: list[measure.Timing]) -> measure.Timing:
     return sum(t[0] for t in timings), sum(t[1] for t in timings)
 
 
+def _bytecode(compile_first: bool) -> str:
+    """Compile the project's modules when asked; say how the children will find them."""
+    if compile_first:
+        for package in PACKAGES:
+            compileall.compile_dir(ROOT / package, quiet=1)
+        return "compiled first (__pycache__)"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return "as found (PYTHONDONTWRITEBYTECODE set: modules without __pycache__ compile at every start)"
+    return "as found"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     records = SMALL_RECORDS if args.small else args.records
     manifest = ensure_dataset(args.dir, records, args.participants, args.seed)
@@ -97,7 +113,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     empty = work / "empty.hl7"
     empty.write_bytes(b"")
 
-    print(f"replay subprocesses on CPU {args.cpu} ({args.repeat} run(s) each) ...", flush=True)
+    bytecode = _bytecode(args.compile_bytecode)
+    print(f"replay subprocesses on CPU {args.cpu} ({args.repeat} run(s) each; bytecode: {bytecode}) ...", flush=True)
     startup = median(measure.run_replay([empty], args.cpu, work, "empty").seconds for _ in range(3))
     runs = {
         name: [measure.run_replay(paths, args.cpu, work, name) for _ in range(args.repeat)]
@@ -106,6 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, children in runs.items():
         for child in children:
             assert child.signals == child.stdout_lines, f"{name}: {child.signals} signals != {child.stdout_lines} lines"
+            assert child.stdout_sha256 == children[0].stdout_sha256, f"{name}: the output differs between runs"
     end_to_end = {name: _end_to_end(children, counts[name], startup) for name, children in runs.items()}
 
     print("baseline read+split, then in-process parse / parse+rules ...", flush=True)
@@ -147,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "revision": report.git_revision(ROOT),
         "command": "python -m bench.replay_bench " + " ".join(args.argv),
         "cpu": args.cpu,
+        "bytecode": bytecode,
         "machine": host,
         "dataset": {
             "dir": str(args.dir),
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-records", type=int, default=10_000, help="records of each format to profile")
     parser.add_argument("--repeat", type=int, default=1, help="subprocess runs of each kind; the fastest counts")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a floor is not met")
+    parser.add_argument(
+        "--compile-bytecode", action="store_true", help="compile the project's modules to __pycache__ first"
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     result = run(args)

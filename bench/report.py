@@ -107,6 +107,7 @@ def print_table(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
     vm = " (VM)" if host.get("virtual_machine") else ""
     p(f"machine: {host['cpu_model']}, {host['cores']} cores{vm}, Python {host['python']}, CPU {result['cpu']} only")
     p(f"load average (1 min) before/after: {host['load_average_1m_before']} / {host['load_average_1m_after']}")
+    p(f"bytecode: {result.get('bytecode', 'as found')}")
     p(
         f"\n{'end to end (subprocess)':<26}{'wall s':>9}{'records/s':>11}{'net/s':>9}{'CPU s':>8}{'CPU rec/s':>10}"
         f"{'RSS MB':>8}{'signals':>9}"
@@ -117,6 +118,8 @@ def print_table(result: dict[str, Any], out: IO[str] = sys.stdout) -> None:
             f"{run['cpu_seconds']:>8.2f}{run['cpu_per_s']:>10,.0f}{run['peak_rss_mb']:>8.1f}{run['signals']:>9,}"
         )
     p(f"  {'startup (empty input)':<24}{result['startup_s']:>9.2f}   (net/s = records / (wall - startup))")
+    for name, run in result["end_to_end"].items():
+        p(f"  sha256 of the {name} output: {run['stdout_sha256']}")
     p(f"\n{'in-process split':<26}{'parse s':>9}{'parse+rules':>12}{'rules s':>10}{'rules %':>9}{'(CPU)':>7}")
     for name, split in result["in_process"].items():
         p(

@@ -13,7 +13,9 @@ from trialwatch.replay import PARSE_AHEAD, _read_ahead
 @pytest.mark.parametrize("count", [0, 1, PARSE_AHEAD - 1, PARSE_AHEAD, PARSE_AHEAD + 1, 2 * PARSE_AHEAD + 7])
 def test_every_result_once_in_input_order(count: int) -> None:
     results: list[ParseResult] = [Rejected(f"in:{line}", "error") for line in range(1, count + 1)]
-    assert [result.source for result in _read_ahead(iter(results))] == [f"in:{n}" for n in range(1, count + 1)]
+    runs = list(_read_ahead(iter(results)))
+    assert [result.source for run in runs for result in run] == [f"in:{n}" for n in range(1, count + 1)]
+    assert all(0 < len(run) <= PARSE_AHEAD for run in runs)
 
 
 def test_results_are_read_a_run_at_a_time_not_all_at_once() -> None:
@@ -25,5 +27,5 @@ def test_results_are_read_a_run_at_a_time_not_all_at_once() -> None:
             yield Rejected(f"in:{line}", "error")
 
     ahead = _read_ahead(results())
-    next(ahead)
+    assert len(next(ahead)) == PARSE_AHEAD
     assert len(pulled) == PARSE_AHEAD  # one run parsed, not the whole input (memory stays bounded)

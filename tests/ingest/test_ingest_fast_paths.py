@@ -3,13 +3,14 @@
 - HL7: `usual_lab_event` (the common OBX built straight into its event) = `read_observation` + `result_event`.
 - HL7 times: `YYYYMMDDHHMM[SS]` through the C ISO parser = the general TS/DTM reader.
 - Events built without validation serialise byte for byte like validated ones (field order included).
-- `ParserConfig(keep_raw=False)` (replay) changes nothing but the absent raw copy.
+- `ParserConfig(keep_raw=False)` (replay) changes nothing but the absent raw copy; `event_ids=False` (replay)
+  nothing but the empty event ids.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import orjson
 from hypothesis import given, settings
@@ -21,7 +22,7 @@ from services.ingest.domain.context import RecordContext
 from services.ingest.domain.hl7_header import read_header
 from services.ingest.domain.hl7_results import observation_profile, read_observation, read_order, usual_lab_event
 from services.ingest.domain.results import result_event
-from services.ingest.domain.times import _hl7_time_general, hl7_time
+from services.ingest.domain.times import _hl7_time_general, _iso_time_general, hl7_time, iso_time
 from shared.events import CLINICAL_EVENT_ADAPTER, Event
 
 CONFIG = make_config()
@@ -122,6 +123,27 @@ def test_hl7_time_fast_path_reads_valid_times(moment: datetime) -> None:
     assert hl7_time(seconds[:12]) == moment.replace(second=0, tzinfo=UTC)
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="0123456789-T:+Z.W ", min_size=8, max_size=21)
+    | st.datetimes().map(lambda moment: moment.isoformat(timespec="seconds"))
+    | st.dates().map(date.isoformat)
+)
+def test_iso_time_of_the_usual_naive_forms_equals_the_general_reader(text: str) -> None:
+    fast, general = iso_time(text), _iso_time_general(text)
+    assert fast == general
+    if fast is not None and general is not None:
+        assert (fast.tzinfo, fast.isoformat()) == (general.tzinfo, general.isoformat())
+
+
+def test_the_usual_naive_forms_are_utc() -> None:
+    assert iso_time("2026-02-04T00:18:24") == datetime(2026, 2, 4, 0, 18, 24, tzinfo=UTC)
+    assert iso_time("2026-02-04") == datetime(2026, 2, 4, tzinfo=UTC)
+    assert iso_time("2026-02-04T01:18+01") == datetime(2026, 2, 4, 0, 18, tzinfo=UTC)  # 19 characters, an offset
+    assert iso_time("2026-02-04T01+01:00") == datetime(2026, 2, 4, 0, 0, tzinfo=UTC)
+    assert iso_time("2026-02-30") is None
+
+
 def test_unusual_digits_take_the_general_reader() -> None:
     fullwidth = "２０２６０３０２０８００"  # Unicode digits: not ASCII, so the general reader decides as before
     assert hl7_time(fullwidth) == _hl7_time_general(fullwidth) == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -161,6 +183,21 @@ def test_without_raw_copies_only_the_raw_copy_is_missing() -> None:
             assert without == with_raw._replace(raw_redacted=None), name
         else:
             assert without == with_raw, name  # a rejection keeps its (blanked) copy either way
+
+
+def test_without_event_ids_only_the_event_ids_are_empty() -> None:
+    with_ids = _all_results(CONFIG)
+    without_ids = _all_results(dataclasses.replace(CONFIG, event_ids=False))
+    assert len(with_ids) == len(without_ids) > 100
+    for (name, with_id), (_, without) in zip(with_ids, without_ids, strict=True):
+        if isinstance(with_id, Parsed):
+            assert isinstance(without, Parsed), name
+            assert [event.event_id for event in without.events] == [""] * len(with_id.events), name
+            assert all(event.event_id for event in with_id.events), name
+            blanked = [event.model_copy(update={"event_id": ""}) for event in with_id.events]
+            assert without == with_id._replace(events=blanked), name
+        else:
+            assert without == with_id, name
 
 
 def test_replay_mode_hl7_keeps_no_identifier_anywhere() -> None:

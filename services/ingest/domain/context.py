@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from services.ingest.domain.age import age_at
+from services.ingest.domain.age import AgeUnit, age_at
 from services.ingest.domain.keys import NAMESPACE_SHA1, uuid5_text
 from shared.events import LabResultRecorded
 
@@ -20,7 +20,7 @@ class RecordContext:
     `born` (HL7 PID-7) only gives each result its age at collection; it is never on an event.
     """
 
-    __slots__ = ("_id_prefix", "_lab_template", "born", "dedup_key", "recorded_at", "study_id", "subject_id")
+    __slots__ = ("_id_prefix", "_ids", "_lab_template", "born", "dedup_key", "recorded_at", "study_id", "subject_id")
 
     def __init__(
         self,
@@ -29,6 +29,8 @@ class RecordContext:
         dedup_key: str,
         recorded_at: datetime | None,
         born: date | None = None,
+        *,
+        event_ids: bool = True,
     ) -> None:
         self.study_id = study_id
         self.subject_id = subject_id
@@ -36,10 +38,14 @@ class RecordContext:
         self.recorded_at = recorded_at
         self.born = born
         self._id_prefix = dedup_key + "\x1f"
+        self._ids = event_ids
         self._lab_template: dict[str, Any] | None = None
 
     def event_id(self, source: str, ordinal: int) -> str:
-        """`shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`)."""
+        """`shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`); "" when the
+        parser was configured without event ids (`ParserConfig.event_ids`)."""
+        if not self._ids:
+            return ""
         digest = NAMESPACE_SHA1.copy()
         digest.update(f"{self._id_prefix}{source}\x1f{ordinal}".encode())
         return uuid5_text(digest.hexdigest())
@@ -86,7 +92,10 @@ class RecordContext:
             self.add_age(fields, occurred_at)
         return fields
 
+    def age(self, collected_at: datetime) -> tuple[int, AgeUnit] | None:
+        """The subject's age at `collected_at`; None without a birth date."""
+        return age_at(self.born, collected_at) if self.born is not None else None
+
     def add_age(self, fields: dict[str, Any], collected_at: datetime) -> None:
         """`age_at_collection` and `age_unit` of a result collected at `collected_at` (None: no birth date)."""
-        age = age_at(self.born, collected_at) if self.born is not None else None
-        fields["age_at_collection"], fields["age_unit"] = age if age is not None else (None, None)
+        fields["age_at_collection"], fields["age_unit"] = self.age(collected_at) or (None, None)

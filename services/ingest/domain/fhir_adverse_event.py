@@ -129,7 +129,11 @@ def adverse_event_events(
     term, decod, meddra_code = _term(resource, codes)
     outcome = _first_code(codings(resource, "outcome", "outcome"))
     ctx = RecordContext(
-        config.default_study_id, subject_id(resource, bundle_subjects), key, recorded_at(resource, received_at)
+        config.default_study_id,
+        subject_id(resource, bundle_subjects),
+        key,
+        recorded_at(resource, received_at),
+        event_ids=config.event_ids,
     )
     fields = ctx.envelope("adverse.event", key, 1, _onset(resource))
     fields.update(

@@ -145,7 +145,11 @@ def observation_events(
         return []
     test, loinc = found
     ctx = RecordContext(
-        config.default_study_id, subject_id(resource, bundle_subjects), key, recorded_at(resource, received_at)
+        config.default_study_id,
+        subject_id(resource, bundle_subjects),
+        key,
+        recorded_at(resource, received_at),
+        event_ids=config.event_ids,
     )
     family = terminology.test_family[test]
     reading, original = _reading(resource)

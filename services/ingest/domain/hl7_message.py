@@ -128,9 +128,9 @@ def _events(
             order = read_order(segment, header, orders)
         elif tag == "PID":
             subject, study = read_subject(segment, header, config)
-            context = RecordContext(
-                study, subject, key, header.sent_at or received_at, read_birth_date(segment, header)
-            )
+            born = read_birth_date(segment, header)
+            recorded_at = header.sent_at or received_at
+            context = RecordContext(study, subject, key, recorded_at, born, event_ids=config.event_ids)
     if context is None:
         raise InputError("PID-3", "the message has no PID segment")
     return events

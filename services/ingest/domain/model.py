@@ -19,13 +19,16 @@ class ParserConfig:
     HL7 and FHIR input carry no STUDYID: it belongs to `default_study_id` unless the subject's PID-3
     repetition is assigned by (PID-3.4 equals) another configured study (SAFETY_RULES §6, "Study and output").
     `keep_raw=False` leaves `Parsed.raw_redacted` None: for callers that store no raw copy (replay), so the
-    blanked copy is not built. Rejections always keep theirs.
+    blanked copy is not built. Rejections always keep theirs. `event_ids=False` leaves every event's
+    `event_id` empty: for callers that never publish, store or read the events' ids (replay: the rules
+    identify records by dedup key and source, never by event id), so the uuid5 of each is not computed.
     """
 
     study_ids: frozenset[str]
     default_study_id: str
     terminology: Terminology = field(default_factory=packaged_terminology)
     keep_raw: bool = True
+    event_ids: bool = True
 
     def __post_init__(self) -> None:
         if self.default_study_id not in self.study_ids:
@@ -61,6 +64,13 @@ class Rejected(NamedTuple):
 
 
 ParseResult = Parsed | Rejected
+_new_tuple = tuple.__new__
+
+
+def parsed(source: str, key: str, events: list[Event], raw_redacted: RawRedacted | None) -> Parsed:
+    """`Parsed(source, key, events, raw_redacted)` of a production record, without the keyword handling of
+    the named tuple's generated `__new__` (one per NDJSON record: a third of a microsecond less)."""
+    return _new_tuple(Parsed, (source, key, events, raw_redacted, False))
 
 
 class InputError(Exception):

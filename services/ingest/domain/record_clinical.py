@@ -31,7 +31,7 @@ from services.ingest.domain.terminology import Terminology
 from shared.events import AdverseEventReported, Event
 from shared.events.clinical import SeriousnessCriterion
 
-_CRITERIA: tuple[tuple[SeriousnessCriterion, SeriousnessCriterion], ...] = tuple(
+CRITERIA: tuple[tuple[SeriousnessCriterion, SeriousnessCriterion], ...] = tuple(
     (name, name) for name in ("AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE")
 )
 
@@ -39,7 +39,7 @@ _CRITERIA: tuple[tuple[SeriousnessCriterion, SeriousnessCriterion], ...] = tuple
 def adverse_event(data: Record, ctx: RecordContext, source: str, terminology: Terminology) -> list[Event]:
     """SDTM AE: verbatim term, MedDRA coding, CTCAE grade, SAE flags, causality and outcome as sent."""
     fields = ctx.envelope("adverse.event", source, 1, required_moment(data, "AESTDTC"))
-    criteria = flags(data, _CRITERIA)
+    criteria = flags(data, CRITERIA)
     fields.update(
         ae_id=required_code(data, "RECID"),
         term=required_text(data, "AETERM"),
@@ -114,7 +114,8 @@ def lab_result(data: Record, ctx: RecordContext, source: str, terminology: Termi
 
 
 @functools.lru_cache(maxsize=256)
-def _vital_profile(terminology: Terminology, test: str, unit: str | None) -> ResultProfile:
+def vital_profile(terminology: Terminology, test: str, unit: str | None) -> ResultProfile:
+    """The profile of a vital sign in `unit` (cached: a VS stream repeats a few units)."""
     return result_profile(terminology, test, None, unit, (None, None))
 
 
@@ -125,7 +126,7 @@ def vital_sign(data: Record, ctx: RecordContext, source: str, terminology: Termi
         return []
     value = original(data, "VSORRES")
     result = ResultInput(
-        profile=_vital_profile(terminology, test, text(data, "VSORRESU")),
+        profile=vital_profile(terminology, test, text(data, "VSORRESU")),
         reading=parse_qualified(value),
         original_value=value,
         status="final",

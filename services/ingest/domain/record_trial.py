@@ -27,7 +27,7 @@ from shared.events import (
 )
 
 #: (ISR finding key, finding name in InjectionSiteReported.findings), in the findings' order.
-_ISR_FINDINGS = (
+ISR_FINDINGS = (
     ("ISRTEND", "TEND"),
     ("ISRERYTH", "ERYTH"),
     ("ISRWARM", "WARM"),
@@ -55,7 +55,7 @@ def dose(data: Record, ctx: RecordContext, source: str, terminology: Terminology
 
 def injection_site(data: Record, ctx: RecordContext, source: str, terminology: Terminology) -> list[Event]:
     """Participant diary injection-site report: findings as sent, grade only when ISRTOXGR is sent."""
-    findings = flags(data, _ISR_FINDINGS)
+    findings = flags(data, ISR_FINDINGS)
     fields = ctx.envelope("injection.site", source, 1, required_moment(data, "ISRDTC"))
     fields.update(
         location=text(data, "ISRLOC"),

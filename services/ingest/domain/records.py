@@ -13,9 +13,10 @@ from datetime import datetime
 import orjson
 
 from services.ingest.domain.context import RecordContext
-from services.ingest.domain.keys import content_hash, unparseable
-from services.ingest.domain.model import InputError, Parsed, ParserConfig, ParseResult, Rejected
+from services.ingest.domain.keys import content_hash, unparseable, without_key
+from services.ingest.domain.model import InputError, ParserConfig, ParseResult, Rejected, parsed
 from services.ingest.domain.record_clinical import adverse_event, lab_result, vital_sign
+from services.ingest.domain.record_fast import usual_record
 from services.ingest.domain.record_fields import Record, json_type, moment, required_code, required_text
 from services.ingest.domain.record_trial import (
     disposition,
@@ -74,11 +75,15 @@ def parse_record(
     """Validate and normalise one decoded record."""
     if not isinstance(data, dict):
         return Rejected(origin, f"record at {origin}: the line is a JSON {json_type(data)}, not an object")
-    try:
-        key, events = _events(data, config, received_at)
-    except InputError as error:
-        return Rejected(origin, f"{_name(data, origin)}: {error}", _redacted(data))
-    return Parsed(origin, key, events, _redacted(data) if config.keep_raw else None)
+    usual = usual_record(data, config, received_at)
+    if usual is not None:
+        key, events = usual
+    else:
+        try:
+            key, events = _events(data, config, received_at)
+        except InputError as error:
+            return Rejected(origin, f"{_name(data, origin)}: {error}", _redacted(data))
+    return parsed(origin, key, events, _redacted(data) if config.keep_raw else None)
 
 
 def _events(data: Record, config: ParserConfig, received_at: datetime | None) -> tuple[str, list[Event]]:
@@ -92,7 +97,8 @@ def _events(data: Record, config: ParserConfig, received_at: datetime | None) ->
     record_id = required_code(data, "RECID")
     subject_id = None if domain in _STUDY_LEVEL else required_text(data, "USUBJID")
     source = f"REC:{study_id}:{domain}:{record_id}"  # INTERFACES §3 evidence key
-    content = {k: v for k, v in data.items() if k != _RECEIVED} if _RECEIVED in data else data
-    key = f"{source}:{content_hash(content)}"
-    context = RecordContext(study_id, subject_id, key, moment(data, _RECEIVED) or received_at)
+    key = f"{source}:{content_hash(without_key(data, _RECEIVED))}"
+    context = RecordContext(
+        study_id, subject_id, key, moment(data, _RECEIVED) or received_at, event_ids=config.event_ids
+    )
     return key, builder(data, context, source, config.terminology)

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from services.ingest.domain.age import AgeUnit
 from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.quantities import Reading, measure
@@ -74,32 +75,33 @@ def _issue(status: ResultStatus, issue: str | None) -> str | None:
     return issue
 
 
-def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: int) -> Event:
-    """A LabResultRecorded, or a VitalSignRecorded for a vital-sign test (body temperature)."""
-    profile, status = result.profile, result.status
-    value, comparator, issue = result.reading
+def canonical_reading(
+    profile: ResultProfile, status: ResultStatus, reading: Reading, status_issue: str | None
+) -> Reading:
+    """A reading in its profile's canonical unit, with the issue the event carries (none for a cancelled
+    result's value, which is dropped)."""
+    value, comparator, issue = reading
     conversion = profile.conversion
     if status == "cancelled" or conversion is None:
         value = comparator = None
     elif value is not None and not conversion.identity:
         value = conversion.apply(value)
     issue = issue or profile.unit_issue
-    if issue is not None or result.status_issue is not None:
-        issue = result.status_issue or _issue(status, issue)
+    if issue is not None or status_issue is not None:
+        issue = status_issue or _issue(status, issue)
+    return value, comparator, issue
+
+
+def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: int) -> Event:
+    """A LabResultRecorded, or a VitalSignRecorded for a vital-sign test (body temperature)."""
+    profile, status = result.profile, result.status
+    value, comparator, issue = canonical_reading(profile, status, result.reading, result.status_issue)
     if profile.vital:
-        if comparator is not None and issue is None:
-            issue = f"value {result.original_value!r} is qualified ({comparator}), not a measurement"
         fields = ctx.envelope("vital.sign", source, ordinal, result.occurred_at)
-        fields["test"] = profile.test
-        fields["value"] = value
-        fields["unit"] = profile.unit if status != "cancelled" else None
-        fields["original_value"] = result.original_value
-        fields["original_unit"] = profile.original_unit
-        fields["status"] = status
-        fields["result_key"] = result.result_key
-        fields["data_issue"] = issue
-        ctx.add_age(fields, result.occurred_at)
-        return construct(VitalSignRecorded, fields)
+        return vital_event(
+            fields, profile, status, value=value, comparator=comparator, original_value=result.original_value,
+            result_key=result.result_key, data_issue=issue, age=ctx.age(result.occurred_at),
+        )  # fmt: skip
     return lab_event(
         ctx.lab_result_fields(source, ordinal, result.occurred_at),
         profile,
@@ -111,6 +113,34 @@ def result_event(ctx: RecordContext, result: ResultInput, source: str, ordinal: 
         result_key=result.result_key,
         data_issue=issue,
     )
+
+
+def vital_event(
+    fields: dict[str, Any],
+    profile: ResultProfile,
+    status: ResultStatus,
+    *,
+    value: Decimal | None,
+    comparator: Comparator | None,
+    original_value: str,
+    result_key: str,
+    data_issue: str | None,
+    age: tuple[int, AgeUnit] | None = None,
+) -> VitalSignRecorded:
+    """The VitalSignRecorded of a temperature, `fields` its envelope (`RecordContext.envelope`), its value
+    already in the canonical unit (shared by the general path and the records fast path)."""
+    if comparator is not None and data_issue is None:
+        data_issue = f"value {original_value!r} is qualified ({comparator}), not a measurement"
+    fields["test"] = profile.test
+    fields["value"] = value
+    fields["unit"] = profile.unit if status != "cancelled" else None
+    fields["original_value"] = original_value
+    fields["original_unit"] = profile.original_unit
+    fields["status"] = status
+    fields["result_key"] = result_key
+    fields["data_issue"] = data_issue
+    fields["age_at_collection"], fields["age_unit"] = age or (None, None)
+    return construct(VitalSignRecorded, fields)
 
 
 def lab_event(

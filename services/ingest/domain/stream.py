@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from typing import BinaryIO
 
 import orjson
@@ -58,7 +59,7 @@ def parse_stream(
     start = head.lstrip(_SKIPPED)
     if not start:
         return
-    rest = _prepend(head, chunks)
+    rest = chain((head,), chunks)
     if start.startswith(_HL7_STARTS):
         yield from _hl7(rest, config, name, received_at)
     elif start.startswith((b"{", b"[")):
@@ -69,11 +70,6 @@ def parse_stream(
             f"input {name}: format: not HL7 ER7 (MSH), FHIR JSON or NDJSON records",
             unparseable(head[:CHUNK_SIZE]),
         )
-
-
-def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    yield head
-    yield from chunks
 
 
 def _hl7(
@@ -119,15 +115,10 @@ def _json(
     if len(significant) == 2 and (
         _is_line_object(significant[0]) or _is_line_object(significant[1], ("resourceType", "DOMAIN"))
     ):
-        yield from _ndjson(_prepend_lines(head, lines), config, name, received_at)
+        yield from _ndjson(chain(head, lines), config, name, received_at)  # chain: no generator frame per line
         return
     document = b"\n".join([*head, *lines])
     yield from _document(document, config, name, first_line, received_at)
-
-
-def _prepend_lines(head: list[bytes], lines: Iterator[bytes]) -> Iterator[bytes]:
-    yield from head
-    yield from lines
 
 
 def _document(

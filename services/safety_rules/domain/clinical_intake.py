@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from services.safety_rules.domain import injection_site
 from services.safety_rules.domain.adherence import ADHERENCE_ANCHOR
-from services.safety_rules.domain.adverse_events import AE_ANCHOR, classify
+from services.safety_rules.domain.adverse_events import AE_ANCHOR, classify, may_raise
 from services.safety_rules.domain.config_model import StudyConfig
-from services.safety_rules.domain.model import Batch, Touch, slot_key
+from services.safety_rules.domain.model import Batch, Touch, slot_key, touch_of
 from services.safety_rules.domain.registry import AE_FAMILIES, EVALUABILITY, INJECTION_SITE
 from services.safety_rules.domain.state import DoseFact, ParticipantState
 from services.safety_rules.domain.study_state import StudyState
@@ -21,26 +21,32 @@ from shared.events.clinical import (
     RegulatorySubmissionRecorded,
 )
 
+_AE_FAMILY_NAMES = tuple(family.name for family in AE_FAMILIES)
+_ADHERENCE_SLOT = slot_key(EVALUABILITY.name, ADHERENCE_ANCHOR)
+
 
 def _touch(event: AdverseEventReported | InjectionSiteReported | DoseRecorded) -> Touch:
-    return Touch(event.occurred_at, event.source)
+    return touch_of(event.occurred_at, event.source)
 
 
 def apply_adverse_event(
     config: StudyConfig, participant: ParticipantState, batch: Batch, ae: AdverseEventReported
 ) -> None:
     """Store the AE's facts (and its injection-site facts when coded as one) and mark its slots."""
-    participant.adverse_events[ae.ae_id] = classify(config, ae)
+    facts = participant.adverse_events[ae.ae_id] = classify(config, ae)
     anchor = AE_ANCHOR + ae.ae_id
     reaction = injection_site.ae_facts(config, ae)
     if reaction is None:
         participant.injection_sites.pop(anchor, None)
     else:
         participant.injection_sites[anchor] = reaction
-    touch = _touch(ae)
-    for family in AE_FAMILIES:
-        batch.touch(slot_key(family.name, ae.ae_id), touch)
-    batch.touch(slot_key(INJECTION_SITE.name, anchor), touch)
+    touch, touched, ae_id = _touch(ae), batch.touched, ae.ae_id
+    raising, active = may_raise(facts), participant.active
+    for name in _AE_FAMILY_NAMES:
+        slot = (name, ae_id)
+        if raising or slot in active:  # otherwise the family decides None and nothing stands: no change
+            touched.setdefault(slot, touch)  # `batch.touch`, inlined
+    touched.setdefault((INJECTION_SITE.name, anchor), touch)
 
 
 def apply_injection_site(
@@ -62,7 +68,7 @@ def apply_dose(participant: ParticipantState, study: StudyState, batch: Batch, d
         study.dosed.discard(participant.subject_id)
     else:
         study.dosed.add(participant.subject_id)
-    batch.touch(slot_key(EVALUABILITY.name, ADHERENCE_ANCHOR), _touch(dose))
+    batch.touch(_ADHERENCE_SLOT, _touch(dose))
 
 
 def apply_submission(study: StudyState, subject_id: str, report: RegulatorySubmissionRecorded) -> None:

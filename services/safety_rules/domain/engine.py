@@ -17,7 +17,7 @@ from services.safety_rules.domain.clocks import breach_signal
 from services.safety_rules.domain.config_model import StudyConfig
 from services.safety_rules.domain.derivation import refresh_derived
 from services.safety_rules.domain.lab_intake import apply_measurement
-from services.safety_rules.domain.model import Batch, RuleContext
+from services.safety_rules.domain.model import Batch, rule_context
 from services.safety_rules.domain.reconcile import SlotChange, reconcile, requalify
 from services.safety_rules.domain.registry import CLOCK_RULE_IDS, FAMILIES
 from services.safety_rules.domain.retention import DEFAULT_HORIZON, prune_results
@@ -54,18 +54,24 @@ class Engine:
         """The signals one source record raises or retracts (nothing for a processed dedup_key)."""
         if not events:
             return []
-        dedup_key = events[0].dedup_key
-        if self._store.is_processed(dedup_key):
+        first, store = events[0], self._store
+        dedup_key = first.dedup_key
+        if store.is_processed(dedup_key):
             return []
-        study = self._study()
-        emitted: list[Signal] = []
-        for subject_id, group in _by_subject(self._config.study_id, events):
-            if subject_id is None:
-                _apply_study_events(study, group)
-            else:
-                emitted += self._participant_record(study, subject_id, group, dedup_key)
-        self._store.mark_processed(dedup_key)
-        self._store.save_study(study)
+        study_id = self._config.study_id
+        study = store.load_study(study_id) or StudyState(study_id)
+        subject_id = first.subject_id
+        if len(events) == 1 and subject_id is not None and first.study_id == study_id:
+            emitted = self._participant_record(study, subject_id, events, dedup_key)  # nearly every NDJSON record
+        else:
+            emitted = []
+            for subject_id, group in _by_subject(study_id, events):
+                if subject_id is None:
+                    _apply_study_events(study, group)
+                else:
+                    emitted += self._participant_record(study, subject_id, group, dedup_key)
+        store.mark_processed(dedup_key)
+        store.save_study(study)
         return emitted
 
     def advance_clock(self, now: datetime) -> list[Signal]:
@@ -78,20 +84,17 @@ class Engine:
             self._store.save_study(study)
         return [breach_signal(self._config, clock) for clock in overdue]
 
-    def _study(self) -> StudyState:
-        study_id = self._config.study_id
-        return self._store.load_study(study_id) or StudyState(study_id)
-
     def _participant_record(
-        self, study: StudyState, subject_id: str, events: list[ClinicalEvent], dedup_key: str
+        self, study: StudyState, subject_id: str, events: Sequence[ClinicalEvent], dedup_key: str
     ) -> list[Signal]:
         config = self._config
         participant = self._store.load_participant(config.study_id, subject_id) or ParticipantState(subject_id)
         batch = Batch(dedup_key)
         for event in events:
             _apply_event(config, participant, study, batch, event)
-        refresh_derived(config, participant, batch)
-        context = RuleContext(config, participant)
+        if batch.specimens:
+            refresh_derived(config, participant, batch)
+        context = rule_context(config, participant)
         emitted: list[Signal] = []
         evaluate, active = self._evaluate, participant.active
         for slot, touch in batch.touched.items():
@@ -113,10 +116,6 @@ class Engine:
 
 def _by_subject(study_id: str, events: Sequence[ClinicalEvent]) -> list[tuple[str | None, list[ClinicalEvent]]]:
     """Events grouped by participant (a source record normally concerns one)."""
-    if len(events) == 1:  # nearly every NDJSON record: one event, no loop
-        event = events[0]
-        if event.study_id == study_id:
-            return [(event.subject_id, [event])]
     subject_id = events[0].subject_id
     for event in events:
         if event.subject_id != subject_id or event.study_id != study_id:

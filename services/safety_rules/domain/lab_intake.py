@@ -13,13 +13,14 @@ from __future__ import annotations
 from services.safety_rules.domain.composite import FN_ANCHORS, HYS_ANCHORS, anchors_fn, anchors_hys
 from services.safety_rules.domain.config_model import StudyConfig, TestRoles
 from services.safety_rules.domain.grading import certainly
-from services.safety_rules.domain.model import Batch, Touch
+from services.safety_rules.domain.model import Batch, Touch, touch_of
 from services.safety_rules.domain.registry import DATA_QUALITY, FEBRILE_NEUTROPENIA, GRADE, HYS_LAW
 from services.safety_rules.domain.results import LabValue
 from services.safety_rules.domain.state import ParticipantState
 from shared.events.clinical import LabResultRecorded, VitalSignRecorded
 
 Measurement = LabResultRecorded | VitalSignRecorded
+_new_tuple = tuple.__new__
 #: Whether a stored result anchors LAB-FN and LAB-HYS.
 Anchoring = tuple[bool, bool]
 NOT_ANCHORING: Anchoring = (False, False)
@@ -56,10 +57,11 @@ def _value(roles: TestRoles, event: Measurement) -> LabValue:
     else:
         comparator, lln, uln, specimen, derived = None, None, None, "", False
     issue = data_issue(roles, event, comparator)
-    return LabValue(
+    # every field given, so built as a tuple: the named tuple's generated `__new__` costs a call per result
+    return _new_tuple(LabValue, (
         event.result_key, event.test, event.occurred_at, event.value, comparator, event.unit, lln, uln,
-        event.status, specimen, event.source, issue, derived,
-    )  # fmt: skip
+        event.status, specimen, event.source, issue, derived, (), (),
+    ))  # fmt: skip
 
 
 def store_result(config: StudyConfig, participant: ParticipantState, value: LabValue) -> Anchoring:
@@ -168,7 +170,7 @@ def apply_measurement(config: StudyConfig, participant: ParticipantState, batch:
         if old is None or old.status == "preliminary":
             participant.results[event.result_key] = _value(roles, event)
         return
-    touch = Touch(event.occurred_at, event.source)
+    touch = touch_of(event.occurred_at, event.source)
     if old is not None:
         drop_result(config, participant, old)
     if event.status == "deleted":

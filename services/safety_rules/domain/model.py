@@ -55,6 +55,19 @@ class Touch(NamedTuple):
     source: str
 
 
+_new_tuple = tuple.__new__
+
+
+def touch_of(observed_at: datetime, source: str) -> Touch:
+    """`Touch(observed_at, source)` without the named tuple's generated `__new__` (one or two per record)."""
+    return _new_tuple(Touch, (observed_at, source))
+
+
+def rule_context(config: StudyConfig, participant: ParticipantState) -> RuleContext:
+    """`RuleContext(config, participant)`, built as `touch_of` builds a Touch (one per record)."""
+    return _new_tuple(RuleContext, (config, participant))
+
+
 class Batch:
     """Effects of one source record on one participant, gathered before any rule is evaluated.
 

@@ -27,6 +27,8 @@ def _slot_from(text: str) -> Slot:
 
 def utc_date(moment: datetime) -> date:
     """The UTC calendar date of an aware time (dates compare at date precision, SAFETY_RULES §6)."""
+    if moment.tzinfo is UTC:  # every parsed time: no conversion to make
+        return moment.date()
     return moment.astimezone(UTC).date()
 
 
