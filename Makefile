@@ -13,6 +13,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@# An editable install compiles none of the project's modules; where PYTHONDONTWRITEBYTECODE is set
+	@# (as on the project's machines) every command would compile ~70 of them again at each start.
+	@$(PY) -m compileall -q services shared trialwatch
 	@touch $(STAMP)
 	@echo "installed: $(VENV)/bin/trialwatch"
 
