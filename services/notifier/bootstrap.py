@@ -18,6 +18,7 @@ from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.adapters.tables import Outbox
 from services.notifier.adapters.webhook import WebhookSender
 from services.notifier.app import create_router
+from services.notifier.consumers import DecisionRecords, SignalRecords
 from services.notifier.context import Context
 from services.notifier.decisions import Decisions
 from services.notifier.dispatch import Dispatcher, Links
@@ -31,8 +32,9 @@ from services.notifier.sender import DeliverySender, SendPolicy
 from services.notifier.settings import NotifierSettings, SmtpSettings
 from shared.auth import Authenticator, OidcSettings, OidcVerifier, static_tokens
 from shared.db import create_engine, create_session_factory
+from shared.messaging.batches import BatchConsumer
 from shared.messaging.broker import create_broker, kafka_publish
-from shared.messaging.dead_letter import DeadLetterMiddlewareFactory, DeadLetters
+from shared.messaging.dead_letter import DeadLetters
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.service import ServiceRuntime, create_http_app, create_registry
@@ -87,12 +89,18 @@ def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
 
 
 def _subscribe(broker: KafkaBroker, context: Context, notifier: NotifierSettings) -> None:
-    """The two subscribers, with bounded retries and the dead-letter topic for poison."""
-    dead_letters = DeadLetters(kafka_publish(broker), notifier.consumer_group, topic=notifier.topics.dead_letter)
-    middleware = DeadLetterMiddlewareFactory(dead_letters, RetryPolicy())
-    groups = (notifier.consumer_group, notifier.decisions_group)
-    intake, decisions = Intake(context, groups[0]), Decisions(context, groups[1])
-    broker.include_router(create_router(intake, decisions, notifier.topics, groups, (middleware,)))
+    """The two batch subscribers, with bounded retries and the dead-letter topic for poison."""
+    publish, topic = kafka_publish(broker), notifier.topics.dead_letter
+    signals_group, decisions_group = notifier.consumer_group, notifier.decisions_group
+    signals = BatchConsumer(
+        SignalRecords(Intake(context, signals_group)), DeadLetters(publish, signals_group, topic), RetryPolicy()
+    )
+    decisions = BatchConsumer(
+        DecisionRecords(Decisions(context, decisions_group)),
+        DeadLetters(publish, decisions_group, topic),
+        RetryPolicy(),
+    )
+    broker.include_router(create_router(signals, decisions, notifier.topics, (signals_group, decisions_group)))
 
 
 def _authenticator(settings: ServiceSettings, notifier: NotifierSettings, oidc: OidcSettings) -> Authenticator:
