@@ -12,10 +12,10 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.exc import OperationalError
 
-from notifier.signal_factory import STUDY, anc3, dsmb_resume
+from notifier.signal_factory import STUDY, anc3, dsmb_resume, lab_record
 from services.notifier.consumers import DecisionRecords, SignalRecords, may_hold_decision
 from services.notifier.context import UnroutedStudyError
-from shared.events import LabResultRecorded, RecordIngested, Signal
+from shared.events import RecordIngested, Signal
 from shared.messaging.batches import BatchConsumer
 from shared.messaging.dead_letter import DeadLetters
 from shared.messaging.outbox import Delivery
@@ -25,32 +25,6 @@ EVENTS, SIGNALS = "trialwatch.events.v1", "trialwatch.signals.v1"
 POLICY = RetryPolicy(max_attempts=3, backoff=Backoff(first=0.1, cap=2.0))
 DB_DOWN = OperationalError("INSERT", {}, ConnectionRefusedError("database away"))
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def lab_record(index: int) -> RecordIngested:
-    """An ordinary ingested record: a lab result, no DSMB decision."""
-    source = f"REC:{STUDY}:LB:L-{index}"
-    lab = LabResultRecorded.model_validate(
-        {
-            "event_id": f"e-{index}",
-            "study_id": STUDY,
-            "subject_id": "AD-003",
-            "occurred_at": AT,
-            "recorded_at": AT,
-            "source": source,
-            "dedup_key": source,
-            "test": "NEUT",
-            "value": "0.8",
-            "unit": "10*9/L",
-            "original_value": "0.8",
-            "status": "final",
-            "specimen_id": f"S-{index}",
-            "result_key": f"LAB1:S-{index}:NEUT",
-        }
-    )
-    return RecordIngested(
-        record_id=f"r-{index}", dedup_key=source, study_id=STUDY, received_at=AT, channel="kafka", events=[lab]
-    )
 
 
 def raw(topic: str, offset: int, value: bytes, partition: int = 0) -> Any:
