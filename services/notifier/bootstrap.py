@@ -38,9 +38,12 @@ from shared.messaging.dead_letter import DeadLetters
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.service import ServiceRuntime, create_http_app, create_registry
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings, ServiceSettings
 
 CLIENT_ID = "trialwatch-notifier"
+#: Transactions that can be open at once besides the sends: the two subscribers, the relay, the scheduler,
+#: the metrics, the sender's claim and settling, an API request.
+CONCURRENT_BESIDES_SENDS = 7
 
 
 @dataclass
@@ -74,6 +77,14 @@ def _policy(notifier: NotifierSettings) -> SendPolicy:
         max_attempts=notifier.max_attempts,
         backoff=notifier.backoff,
     )
+
+
+def _pooled(database: DatabaseSettings, notifier: NotifierSettings) -> DatabaseSettings:
+    """A pool as large as the notifier's concurrency: a connection taken above the pool size is opened for
+    one transaction and closed after it: a new connection (a TLS attempt, a SCRAM handshake) per
+    transaction whenever more are open than the pool holds, as under a burst of signals and sends."""
+    needed = notifier.send_concurrency + CONCURRENT_BESIDES_SENDS
+    return database.model_copy(update={"pool_size": max(database.pool_size, needed)})
 
 
 def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
@@ -117,7 +128,7 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     registry = create_registry()
     kafka_logger = logging.getLogger("trialwatch.notifier.kafka")
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
-    engine = create_engine(settings.database, application_name=CLIENT_ID)
+    engine = create_engine(_pooled(settings.database, notifier), application_name=CLIENT_ID)
     sessions = create_session_factory(engine)
     relay = OutboxRelay(sessions, Outbox, kafka_publish(broker))
     secret = notifier.hmac_secret.get_secret_value().encode()
