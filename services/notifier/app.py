@@ -1,45 +1,148 @@
-"""notifier's Kafka side: signals become alerts, DSMB decisions lift pauses; acknowledged after the commit.
+"""notifier's Kafka side: polls of signals become alerts, DSMB decisions lift pauses; committed after the commit.
 
-Nothing clinical here: parse, call the use case, acknowledge. Publishers are listed for the AsyncAPI
-document; the records themselves go through the outbox (``alerts``, ``records``, dead letters).
+Nothing clinical here: each subscriber hands a poll's records to its `BatchConsumer` (decode or skip each,
+apply the rest in one transaction, dead-letter poison, commit the offsets). Publishers are listed for the
+AsyncAPI document; the records themselves go through the outbox (``alerts``, ``records``, dead letters).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
-from faststream.types import BrokerMiddleware
 
 from services.notifier.domain.clocks import RegRecord
 from services.notifier.settings import DEFAULT_CONSUMER_GROUP, DEFAULT_DECISIONS_GROUP, NotifierTopics
 from shared.events import AlertChanged, RecordIngested, Signal
-from shared.logs import get_logger
+from shared.messaging.batches import OffsetPort, Raw
 from shared.messaging.topics import ALERTS, DEAD_LETTER, EVENTS, IN_RECORDS, SIGNALS
 
 CONSUMER_GROUP = DEFAULT_CONSUMER_GROUP
-DSMB_KIND = b'"dsmb.decision"'
+SIGNALS_TITLE = f"{SIGNALS}:ReceiveSignal"
+SIGNALS_DESCRIPTION = (
+    "Signals from safety_rules; one alert per signal id. Taken a poll at a time: a poll's alerts are opened "
+    "in one transaction, its offsets committed after it."
+)
+EVENTS_TITLE = f"{EVENTS}:NotifierDsmbDecisions"
+EVENTS_DESCRIPTION = (
+    "Accepted records (RecordIngested); the notifier applies DSMB RESUME decisions (lifting study pauses). "
+    "Taken a poll at a time: records that cannot hold a decision are skipped unparsed, the decisions applied "
+    "in one transaction, the offsets committed after it."
+)
 
-log = get_logger(__name__)
+
+class RecordBatches(Protocol):
+    async def consume(self, raws: Sequence[Raw], offsets: OffsetPort) -> None: ...
 
 
-class SignalIntake(Protocol):
-    async def record(self, signal: Signal) -> str | None: ...
+@dataclass(frozen=True)
+class Polling:
+    """How a subscriber polls: at most ``max_records`` a poll; ``timeout_ms`` of waiting when nothing is
+    there (FastStream's batch loop then sleeps as long again); each fetch held by the broker until
+    ``min_bytes`` are there or ``max_wait_ms`` passed."""
+
+    max_records: int
+    timeout_ms: int
+    min_bytes: int = 1
+    max_wait_ms: int = 500
 
 
-class DecisionIntake(Protocol):
-    async def record(self, record: RecordIngested) -> int: ...
+#: Signals are few and wanted soon (an URGENT alert goes out at once).
+SIGNAL_POLLING = Polling(max_records=500, timeout_ms=100)
+#: Ingested records are many and only their rare DSMB decisions matter, where a second is nothing: large
+#: fetches keep the polls (and offset commits) few at any rate.
+EVENT_POLLING = Polling(max_records=2000, timeout_ms=250, min_bytes=256 * 1024, max_wait_ms=250)
 
 
-def _publishers(router: KafkaRouter, topics: NotifierTopics) -> None:
+def live_consumer(msg: KafkaMessage) -> OffsetPort:
+    """The aiokafka consumer the batch came from (it commits and seeks explicit offsets)."""
+    return cast(OffsetPort, msg.consumer)
+
+
+async def undecoded(msg: KafkaMessage) -> None:
+    """FastStream's decoder, replaced: each record is decoded (or skipped unparsed) by its batch handler,
+    where one bad record cannot fail its poll."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: str
+    group: str
+    polling: Polling
+    title: str
+    description: str
+
+
+def create_router(
+    signals: RecordBatches,
+    decisions: RecordBatches,
+    topics: NotifierTopics,
+    groups: tuple[str, str] = (DEFAULT_CONSUMER_GROUP, DEFAULT_DECISIONS_GROUP),
+    offsets: Callable[[KafkaMessage], OffsetPort] = live_consumer,
+) -> KafkaRouter:
+    router = _with_publishers(topics)
+    signal_stream = Subscription(topics.signals, groups[0], SIGNAL_POLLING, SIGNALS_TITLE, SIGNALS_DESCRIPTION)
+    event_stream = Subscription(topics.events, groups[1], EVENT_POLLING, EVENTS_TITLE, EVENTS_DESCRIPTION)
+    _subscribe(router, signal_stream, signals, offsets)
+    _subscribe(router, event_stream, decisions, offsets)
+    return router
+
+
+def _subscribe(
+    router: KafkaRouter,
+    stream: Subscription,
+    batches: RecordBatches,
+    offsets: Callable[[KafkaMessage], OffsetPort],
+) -> None:
+    @router.subscriber(
+        stream.topic,
+        batch=True,
+        max_records=stream.polling.max_records,
+        batch_timeout_ms=stream.polling.timeout_ms,
+        fetch_min_bytes=stream.polling.min_bytes,
+        fetch_max_wait_ms=stream.polling.max_wait_ms,
+        decoder=undecoded,
+        group_id=stream.group,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        title=stream.title,
+        description=stream.description,
+    )
+    async def receive(msg: KafkaMessage) -> None:
+        await batches.consume(cast(Sequence[Raw], msg.raw_message), offsets(msg))
+
+
+def documentation_router() -> KafkaRouter:
+    """The streams as the AsyncAPI document shows them: each record on the signals topic is one `Signal`,
+    each on the events topic one `RecordIngested` (the live subscribers take them a poll at a time)."""
+    topics = NotifierTopics.with_prefix("")
+    router = _with_publishers(topics)
+
+    @router.subscriber(topics.signals, group_id=CONSUMER_GROUP, title=SIGNALS_TITLE, description=SIGNALS_DESCRIPTION)
+    async def receive_signal(signal: Signal) -> None:
+        raise RuntimeError("documentation router: not wired to a database")
+
+    @router.subscriber(
+        topics.events, group_id=DEFAULT_DECISIONS_GROUP, title=EVENTS_TITLE, description=EVENTS_DESCRIPTION
+    )
+    async def receive_record(record: RecordIngested) -> None:
+        raise RuntimeError("documentation router: not wired to a database")
+
+    return router
+
+
+def _with_publishers(topics: NotifierTopics) -> KafkaRouter:
+    router = KafkaRouter()
     router.publisher(
         topics.dead_letter,
         title=f"{DEAD_LETTER}:NotifierDeadLetter",
         schema=bytes,
-        description="Signals notifier could not process (original bytes, x-original-* and x-reason headers), "
-        "and deliveries that failed for good (JSON, x-source: notifier.delivery).",
+        description="Records notifier could not process: signals, and ingested records with a DSMB decision "
+        "(original bytes, x-original-*, x-consumer-group, x-reason and x-attempts headers); and deliveries "
+        "that failed for good (JSON, x-source: notifier.delivery).",
     )
     router.publisher(
         topics.alerts,
@@ -54,56 +157,4 @@ def _publishers(router: KafkaRouter, topics: NotifierTopics) -> None:
         description="A REG record (INTERFACES §1.3) per recorded clock submission, keyed by study; ingest "
         "takes it like any record and the engine stops the clock.",
     )
-
-
-def create_router(
-    signals: SignalIntake,
-    decisions: DecisionIntake,
-    topics: NotifierTopics,
-    groups: tuple[str, str] = (DEFAULT_CONSUMER_GROUP, DEFAULT_DECISIONS_GROUP),
-    middlewares: Sequence[BrokerMiddleware[Any, Any]] = (),
-) -> KafkaRouter:
-    router = KafkaRouter(middlewares=middlewares)
-    _publishers(router, topics)
-
-    @router.subscriber(
-        topics.signals,
-        group_id=groups[0],
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        title=f"{SIGNALS}:ReceiveSignal",
-        description="Signals from safety_rules; one alert per signal id, acknowledged after commit.",
-    )
-    async def receive_signal(signal: Signal, msg: KafkaMessage) -> None:
-        alert_id = await signals.record(signal)
-        log.info("signal.received", signal_id=signal.signal_id, rule_id=signal.rule_id, alert_id=alert_id)
-        await msg.ack()
-
-    @router.subscriber(
-        topics.events,
-        group_id=groups[1],
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        title=f"{EVENTS}:NotifierDsmbDecisions",
-        description="Accepted records (RecordIngested); the notifier applies DSMB RESUME decisions (lifting "
-        "study pauses) and acknowledges every other record untouched.",
-    )
-    async def receive_record(msg: KafkaMessage) -> None:
-        if DSMB_KIND in msg.body:  # most records hold no DSMB decision: acknowledged without parsing
-            record = RecordIngested.model_validate_json(msg.body)
-            lifted = await decisions.record(record)
-            log.info("dsmb.decision", study_id=record.study_id, record_id=record.record_id, pauses_lifted=lifted)
-        await msg.ack()
-
     return router
-
-
-class NotWired:
-    """Stands in for the use cases when the router is built only to document it (AsyncAPI)."""
-
-    async def record(self, _: Any) -> Any:
-        raise RuntimeError("documentation router: not wired to a database")
-
-
-def documentation_router() -> KafkaRouter:
-    return create_router(NotWired(), NotWired(), NotifierTopics.with_prefix(""))

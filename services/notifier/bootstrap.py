@@ -18,6 +18,7 @@ from services.notifier.adapters.smtp import SmtpSender
 from services.notifier.adapters.tables import Outbox
 from services.notifier.adapters.webhook import WebhookSender
 from services.notifier.app import create_router
+from services.notifier.consumers import DecisionRecords, SignalRecords
 from services.notifier.context import Context
 from services.notifier.decisions import Decisions
 from services.notifier.dispatch import Dispatcher, Links
@@ -31,14 +32,18 @@ from services.notifier.sender import DeliverySender, SendPolicy
 from services.notifier.settings import NotifierSettings, SmtpSettings
 from shared.auth import Authenticator, OidcSettings, OidcVerifier, static_tokens
 from shared.db import create_engine, create_session_factory
+from shared.messaging.batches import BatchConsumer
 from shared.messaging.broker import create_broker, kafka_publish
-from shared.messaging.dead_letter import DeadLetterMiddlewareFactory, DeadLetters
+from shared.messaging.dead_letter import DeadLetters
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.service import ServiceRuntime, create_http_app, create_registry
-from shared.settings import ServiceSettings
+from shared.settings import DatabaseSettings, ServiceSettings
 
 CLIENT_ID = "trialwatch-notifier"
+#: Transactions that can be open at once besides the sends: the two subscribers, the relay, the scheduler,
+#: the metrics, the sender's claim and settling, an API request.
+CONCURRENT_BESIDES_SENDS = 7
 
 
 @dataclass
@@ -74,6 +79,14 @@ def _policy(notifier: NotifierSettings) -> SendPolicy:
     )
 
 
+def _pooled(database: DatabaseSettings, notifier: NotifierSettings) -> DatabaseSettings:
+    """A pool as large as the notifier's concurrency: a connection taken above the pool size is opened for
+    one transaction and closed after it: a new connection (a TLS attempt, a SCRAM handshake) per
+    transaction whenever more are open than the pool holds, as under a burst of signals and sends."""
+    needed = notifier.send_concurrency + CONCURRENT_BESIDES_SENDS
+    return database.model_copy(update={"pool_size": max(database.pool_size, needed)})
+
+
 def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
     """A sender past the point of no return must have its answer before its lease runs out: after that
     the row is settled as unconfirmed (sender.py), and a late 250 would not be recorded."""
@@ -87,12 +100,18 @@ def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
 
 
 def _subscribe(broker: KafkaBroker, context: Context, notifier: NotifierSettings) -> None:
-    """The two subscribers, with bounded retries and the dead-letter topic for poison."""
-    dead_letters = DeadLetters(kafka_publish(broker), notifier.consumer_group, topic=notifier.topics.dead_letter)
-    middleware = DeadLetterMiddlewareFactory(dead_letters, RetryPolicy())
-    groups = (notifier.consumer_group, notifier.decisions_group)
-    intake, decisions = Intake(context, groups[0]), Decisions(context, groups[1])
-    broker.include_router(create_router(intake, decisions, notifier.topics, groups, (middleware,)))
+    """The two batch subscribers, with bounded retries and the dead-letter topic for poison."""
+    publish, topic = kafka_publish(broker), notifier.topics.dead_letter
+    signals_group, decisions_group = notifier.consumer_group, notifier.decisions_group
+    signals = BatchConsumer(
+        SignalRecords(Intake(context, signals_group)), DeadLetters(publish, signals_group, topic), RetryPolicy()
+    )
+    decisions = BatchConsumer(
+        DecisionRecords(Decisions(context, decisions_group)),
+        DeadLetters(publish, decisions_group, topic),
+        RetryPolicy(),
+    )
+    broker.include_router(create_router(signals, decisions, notifier.topics, (signals_group, decisions_group)))
 
 
 def _authenticator(settings: ServiceSettings, notifier: NotifierSettings, oidc: OidcSettings) -> Authenticator:
@@ -109,7 +128,7 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     registry = create_registry()
     kafka_logger = logging.getLogger("trialwatch.notifier.kafka")
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
-    engine = create_engine(settings.database, application_name=CLIENT_ID)
+    engine = create_engine(_pooled(settings.database, notifier), application_name=CLIENT_ID)
     sessions = create_session_factory(engine)
     relay = OutboxRelay(sessions, Outbox, kafka_publish(broker))
     secret = notifier.hmac_secret.get_secret_value().encode()

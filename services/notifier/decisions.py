@@ -8,6 +8,7 @@ participant-level NOTIFY alerts go out again as digests. Other records are ackno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from services.notifier.adapters import alerts, pauses
@@ -16,7 +17,10 @@ from services.notifier.adapters.unit import Unit
 from services.notifier.context import SYSTEM_ACTOR, Context
 from services.notifier.domain.inhibition import PauseEvent, active_pauses
 from shared.events import DsmbDecisionRecorded, RecordIngested
+from shared.logs import get_logger
 from shared.messaging.idempotency import first_delivery
+
+log = get_logger(__name__)
 
 
 def resumes(record: RecordIngested) -> list[DsmbDecisionRecorded]:
@@ -28,24 +32,31 @@ class Decisions:
         self._context = context
         self._group = consumer_group
 
-    async def record(self, record: RecordIngested) -> int:
-        """Applies the record's RESUME decisions; returns how many pauses they lifted."""
-        found = resumes(record)
-        if not found or record.study_id not in self._context.routing:
-            return 0
+    def wanted(self, record: RecordIngested) -> bool:
+        """Whether ``record`` holds a RESUME for a study the notifier routes (the others are acknowledged untouched)."""
+        return record.study_id in self._context.routing and bool(resumes(record))
+
+    async def record_batch(self, records: Sequence[RecordIngested]) -> list[int]:
+        """Applies the records' RESUME decisions in one transaction, in order; returns how many pauses each
+        lifted (0 for a record applied before)."""
         now = self._context.clock()
         async with self._context.unit() as unit:
-            if not await first_delivery(unit.session, ProcessedEvent, self._group, record.record_id):
-                return 0
-            before = active_pauses(await pauses.pause_events(unit.session, record.study_id))
-            for decision in found:
-                event = PauseEvent(
-                    "resume", decision.study_id, decision.rule_id, decision.recorded_at, decision.event_id
-                )
-                await pauses.record_pause_event(unit.session, event)
-            after = {p.source_id for p in active_pauses(await pauses.pause_events(unit.session, record.study_id))}
-            lifted = [pause for pause in before if pause.source_id not in after]
-            await self._resolve(unit, lifted, found[0], now)
+            lifted = [await self._apply(unit, record, now) for record in records]
+        for record, count in zip(records, lifted, strict=True):
+            log.info("dsmb.decision", study_id=record.study_id, record_id=record.record_id, pauses_lifted=count)
+        return lifted
+
+    async def _apply(self, unit: Unit, record: RecordIngested, now: datetime) -> int:
+        found = resumes(record)
+        if not found or not await first_delivery(unit.session, ProcessedEvent, self._group, record.record_id):
+            return 0
+        before = active_pauses(await pauses.pause_events(unit.session, record.study_id))
+        for decision in found:
+            event = PauseEvent("resume", decision.study_id, decision.rule_id, decision.recorded_at, decision.event_id)
+            await pauses.record_pause_event(unit.session, event)
+        after = {p.source_id for p in active_pauses(await pauses.pause_events(unit.session, record.study_id))}
+        lifted = [pause for pause in before if pause.source_id not in after]
+        await self._resolve(unit, lifted, found[0], now)
         return len(lifted)
 
     async def _resolve(

@@ -1,9 +1,10 @@
 """A signal becomes an alert, once: routed, stored, audited, and its notifications, timers and pause queued
-in the same transaction (the consumer acknowledges the Kafka record after the commit).
+in the same transaction, one per poll of signals (the consumer commits the poll's offsets after it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
@@ -19,7 +20,10 @@ from services.notifier.domain.model import SignalFacts
 from services.notifier.domain.routing import Decision, decide
 from services.notifier.domain.routing_config import RoutingConfig
 from shared.events import Signal, deterministic_id
+from shared.logs import get_logger
 from shared.messaging.idempotency import first_delivery
+
+log = get_logger(__name__)
 
 
 def alert_id_for(signal: Signal) -> str:
@@ -57,32 +61,43 @@ class Intake:
         self._context = context
         self._group = consumer_group
 
-    async def record(self, signal: Signal) -> str | None:
-        """Opens the signal's alert; returns its id, or None for a redelivered signal."""
-        config = self._context.config(signal.study_id)
+    def check(self, signal: Signal) -> None:
+        """Raises UnroutedStudyError (poison: dead-lettered) for a signal of a study without routing."""
+        self._context.config(signal.study_id)
+
+    async def record_batch(self, signals: Sequence[Signal]) -> list[str | None]:
+        """Opens each signal's alert in one transaction, in order (a HALT's pause already holds for the
+        signals after it); returns their ids, None for a signal recorded before."""
         now = self._context.clock()
         async with self._context.unit() as unit:
-            if not await first_delivery(unit.session, ProcessedEvent, self._group, signal.signal_id):
-                return None
-            facts = SignalFacts.of(signal)
-            decision = decide(config, facts, active_pauses(await pauses.pause_events(unit.session, signal.study_id)))
-            alert = _alert(signal, decision, config, now)
-            unit.session.add(alert)
-            await unit.session.flush()
-            unit.audit(
-                SYSTEM_ACTOR,
-                "alert.opened",
-                alert.alert_id,
-                signal_id=signal.signal_id,
-                rule_id=signal.rule_id,
-                severity=signal.severity,
-                mode=decision.mode,
-                receivers=list(decision.receivers),
-                reasons=list(decision.reasons),
-                config_version=config.config_version,
-            )
-            await self._follow_up(unit, config, alert, decision, signal, now=now)
-            await self._context.changed(unit, alert, now)
+            opened = [await self._open(unit, signal, now) for signal in signals]
+        for signal, alert_id in zip(signals, opened, strict=True):
+            log.info("signal.received", signal_id=signal.signal_id, rule_id=signal.rule_id, alert_id=alert_id)
+        return opened
+
+    async def _open(self, unit: Unit, signal: Signal, now: datetime) -> str | None:
+        config = self._context.config(signal.study_id)
+        if not await first_delivery(unit.session, ProcessedEvent, self._group, signal.signal_id):
+            return None
+        facts = SignalFacts.of(signal)
+        decision = decide(config, facts, active_pauses(await pauses.pause_events(unit.session, signal.study_id)))
+        alert = _alert(signal, decision, config, now)
+        unit.session.add(alert)
+        await unit.session.flush()
+        unit.audit(
+            SYSTEM_ACTOR,
+            "alert.opened",
+            alert.alert_id,
+            signal_id=signal.signal_id,
+            rule_id=signal.rule_id,
+            severity=signal.severity,
+            mode=decision.mode,
+            receivers=list(decision.receivers),
+            reasons=list(decision.reasons),
+            config_version=config.config_version,
+        )
+        await self._follow_up(unit, config, alert, decision, signal, now=now)
+        await self._context.changed(unit, alert, now)
         return alert.alert_id
 
     async def _follow_up(

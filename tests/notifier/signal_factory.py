@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import DsmbDecisionRecorded, RecordIngested, Signal
+from shared.events import DsmbDecisionRecorded, LabResultRecorded, RecordIngested, Signal
 from shared.events.signal import Action, Severity
 
 STUDY = "ANAKINRA-AD"
@@ -90,4 +90,30 @@ def dsmb_resume(rule_id: str | None, at: datetime) -> RecordIngested:
         received_at=at,
         channel="kafka",
         events=[decision],
+    )
+
+
+def lab_record(index: int) -> RecordIngested:
+    """An ordinary ingested record: a lab result, no DSMB decision."""
+    source = f"REC:{STUDY}:LB:L-{index}"
+    lab = LabResultRecorded.model_validate(
+        {
+            "event_id": f"e-{index}",
+            "study_id": STUDY,
+            "subject_id": "AD-003",
+            "occurred_at": T0,
+            "recorded_at": T0,
+            "source": source,
+            "dedup_key": source,
+            "test": "NEUT",
+            "value": "0.8",
+            "unit": "10*9/L",
+            "original_value": "0.8",
+            "status": "final",
+            "specimen_id": f"S-{index}",
+            "result_key": f"LAB1:S-{index}:NEUT",
+        }
+    )
+    return RecordIngested(
+        record_id=f"r-{index}", dedup_key=source, study_id=STUDY, received_at=T0, channel="kafka", events=[lab]
     )
