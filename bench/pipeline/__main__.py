@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.pipeline.feed import FeedResult, Item, ensure_stream, feed, items
 from bench.pipeline.observe import Observer
 from bench.pipeline.passthrough import passthrough
-from bench.pipeline.processes import Services, cpu_used
+from bench.pipeline.processes import SINK, Services, cpu_used
 from bench.pipeline.report import floors, machine, quantiles, summary
 from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import EVENTS
@@ -57,10 +57,10 @@ def metric(exposition: str, name: str, label: str) -> float:
 
 def cpu_rates(cpu: dict[str, float], accepted: int, processed: int) -> dict[str, Any]:
     """Records per CPU second: ingest per record it accepted, safety_rules per record it processed, and
-    the whole pipeline (services, Kafka and PostgreSQL, notifier aside: it is not on the path to a
-    persisted signal) per record processed. On a shared machine the wall-clock rates measure the other
+    the whole pipeline (services, Kafka and PostgreSQL, notifier and SMTP sink aside: they are not on
+    the path to a persisted signal) per record processed. On a shared machine the wall-clock rates measure the other
     load as much as TrialWatch; these do not."""
-    path = sum(seconds for name, seconds in cpu.items() if name != "notifier")
+    path = sum(seconds for name, seconds in cpu.items() if name not in ("notifier", SINK))
     return {
         "ingest_records_per_cpu_s": round(accepted / cpu["ingest"], 1) if cpu.get("ingest") else None,
         "rules_records_per_cpu_s": round(processed / cpu["safety_rules"], 1) if cpu.get("safety_rules") else None,
@@ -228,7 +228,7 @@ def compose(
         "p50_ms_at_200": latency["p50"],
         "p95_ms_at_200": latency["p95"],
         "p99_ms_at_200": latency["p99"] if at_rate["complete"] else None,
-        "rss_mb": {name: round(mb, 1) for name, mb in sorted(services.peak_rss.items())},
+        "rss_mb": {name: round(mb, 1) for name, mb in sorted(services.peak_rss.items()) if name != SINK},
         "signals": flood["signals"],
         "rate": args.rate,
         "flood_cpu": {

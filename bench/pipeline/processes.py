@@ -1,4 +1,6 @@
-"""The three services as real subprocesses (`python -m services.<name>`) and their resident memory."""
+"""The three services as real subprocesses (`python -m services.<name>`) and their resident memory, with the
+SMTP sink the notifier mails, as `make up` runs it (without it every e-mail is retried with backoff, and the
+notifier's CPU in the flood measured those retries)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from services.smtp_sink.settings import default_health_port
 from trialwatch.devstack import envfile, kafka, pg_layout
 from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
@@ -21,6 +24,7 @@ SERVICE_PORTS = {
     "safety_rules": "TRIALWATCH_RULES_PORT",
     "notifier": "TRIALWATCH_NOTIFIER_PORT",
 }
+SINK = "smtp_sink"  # started beside the services; not one of them (no floor applies to it)
 STARTUP_SECONDS = 90.0
 STOP_SECONDS = 30.0
 
@@ -92,15 +96,19 @@ class Services:
         self.peak_rss: dict[str, float] = {}
 
     def url(self, name: str, path: str) -> str:
+        if name == SINK:
+            env = self.cfg.env
+            port = env.get("TRIALWATCH_SMTP_HEALTH_PORT") or default_health_port(int(env["TRIALWATCH_SMTP_PORT"]))
+            return f"http://127.0.0.1:{port}{path}"
         return f"http://127.0.0.1:{self.cfg.env[SERVICE_PORTS[name]]}{path}"
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in SERVICE_PORTS:
+        for name in (SINK, *SERVICE_PORTS):
             with (self.log_dir / f"{name}.log").open("ab") as log:
                 argv = [sys.executable, "-m", f"services.{name}"]
                 self.processes[name] = subprocess.Popen(argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
-        for name in SERVICE_PORTS:
+        for name in (SINK, *SERVICE_PORTS):
             self._wait_healthy(name)
 
     def _wait_healthy(self, name: str) -> None:
