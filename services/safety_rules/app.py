@@ -2,7 +2,7 @@
 
 Nothing clinical here: decoding is the record contract's, evaluation the engine's (behind
 `RulesService`), publication the outbox relay's. What happens to each record of a batch (processed,
-dead-lettered or left for redelivery) and which offsets are committed is `BatchConsumer`'s.
+dead-lettered or left for redelivery) and which offsets are committed is `shared.messaging.batches`'.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def live_consumer(msg: KafkaMessage) -> OffsetPort:
 
 
 async def undecoded(msg: KafkaMessage) -> None:
-    """FastStream's decoder, replaced: `BatchConsumer` decodes each record itself (one bad record must
+    """FastStream's decoder, replaced: the batch consumer decodes each record itself (one bad record must
     not fail its batch), so the batch is not JSON-decoded here a first time for nothing."""
 
 

@@ -16,7 +16,7 @@ from services.safety_rules.adapters.database import create_engine
 from services.safety_rules.adapters.relay_order import relay_sessions
 from services.safety_rules.adapters.tables import Outbox
 from services.safety_rules.app import Polling, create_router
-from services.safety_rules.batch import BatchConsumer
+from services.safety_rules.batch import batch_consumer
 from services.safety_rules.domain import select_study
 from services.safety_rules.handlers import RulesService
 from services.safety_rules.metrics import ConsumerLag, OffsetSource, RulesPrometheus
@@ -55,7 +55,7 @@ def build(settings: ServiceSettings, rules: RulesSettings | None = None) -> Fast
         cached_participants=rules.cached_participants,
     )
     dead_letters = DeadLetters(publish, rules.consumer_group, topic=topics.dead_letter)
-    batches = BatchConsumer(service, dead_letters, rules.retry)
+    batches = batch_consumer(service, dead_letters, rules.retry)
     polling = Polling(rules.batch_max_records, rules.batch_timeout_ms, rules.batch_max_bytes, rules.fetch_wait_ms)
     router = create_router(batches, topics=topics, consumer_group=rules.consumer_group, polling=polling)
     broker.include_router(router)

@@ -14,7 +14,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 
 from services.safety_rules.app import create_router, documentation_router
-from services.safety_rules.batch import BatchConsumer, OffsetPort
+from services.safety_rules.batch import OffsetPort, batch_consumer
 from services.safety_rules.handlers import Evaluated
 from services.safety_rules.settings import RulesTopics
 from shared.events import RecordIngested
@@ -60,7 +60,7 @@ class Recorder:
 
 
 def broker_for(recorder: Recorder) -> KafkaBroker:
-    batches = BatchConsumer(recorder, DeadLetters(recorder.publish, "g", topic=TOPICS.dead_letter), FAST)
+    batches = batch_consumer(recorder, DeadLetters(recorder.publish, "g", topic=TOPICS.dead_letter), FAST)
     broker = KafkaBroker(ack_policy=AckPolicy.MANUAL)
     broker.include_router(create_router(batches, topics=TOPICS, consumer_group="g", offsets=recorder.offsets))
     return broker

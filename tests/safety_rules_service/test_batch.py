@@ -1,5 +1,6 @@
-"""A poll's records through `BatchConsumer`: what is evaluated together, what is dead-lettered, which
-offsets are committed and which partitions are sought back (fakes for the service, the DLT and Kafka)."""
+"""A poll's records through safety_rules' batch consumer (`RecordEvaluation` on the shared `BatchConsumer`):
+what is evaluated together, what is dead-lettered, which offsets are committed and which partitions are sought
+back (fakes for the service, the DLT and Kafka)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.exc import OperationalError
 
-from services.safety_rules.batch import BatchConsumer, progress
+from services.safety_rules.batch import batch_consumer
 from services.safety_rules.handlers import Evaluated
 from shared.events import RecordIngested
+from shared.messaging.batches import progress
 from shared.messaging.dead_letter import DeadLetters, PoisonMessageError
 from shared.messaging.outbox import Delivery
 from shared.messaging.retry import Backoff, RetryPolicy
@@ -78,7 +80,7 @@ class Rig:
         self.sleeps.append(seconds)
 
     async def consume(self, raws: Sequence[Any]) -> None:
-        consumer = BatchConsumer(self, DeadLetters(self.publish, "g"), POLICY, sleep=self.sleep)
+        consumer = batch_consumer(self, DeadLetters(self.publish, "g"), POLICY, sleep=self.sleep)
         await consumer.consume(raws, self)
 
 
