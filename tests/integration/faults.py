@@ -42,7 +42,7 @@ from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import ALL_TOPICS
 from shared.settings import KafkaSettings
 from trialwatch import devstack
-from trialwatch.devstack import envfile, pg_layout, procs
+from trialwatch.devstack import envfile, kafka, pg_layout, procs
 from trialwatch.devstack.paths import ALEMBIC_INI, REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
@@ -441,6 +441,21 @@ def postgres_processes(stack: str) -> list[int]:
     postmaster = int((pg_layout.layout(cfg).data / "postmaster.pid").read_text().split()[0])
     children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent_of(stat) == postmaster]
     return [postmaster, *children]
+
+
+@contextmanager
+def broker_frozen(stack: str) -> Iterator[None]:
+    """The stack's Kafka broker held still (SIGSTOP) inside the block, thawed after it whatever happens:
+    producers' requests wait (well within their timeout) and their rows pile up in the outboxes."""
+    cfg = devstack.load_settings(stack)
+    pid = kafka.running(cfg)
+    if pid is None:
+        raise PipelineError("the stack's Kafka broker is not running")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _parent_of(stat: Path) -> int | None:

@@ -36,6 +36,7 @@ from faults import (
     Fault,
     Pipeline,
     Probe,
+    broker_frozen,
     difference,
     kill_and_restart,
     kill_between_publish_and_mark,
@@ -325,7 +326,10 @@ async def test_ingest_killed_between_publish_and_mark_republishes_and_safety_rul
     pipeline.env["TRIALWATCH_INGEST_RELAY_BATCH"] = str(RELAY_ROUND_ROWS)
     try:
         await fresh_pipeline(pipeline, probe, "ingest", "notifier")
-        await send(pipeline, rig.stream)  # safety_rules down: ingest's relay is still publishing the backlog
+        # The relay publishes as fast as records come in (it is woken by each commit): with the broker held
+        # still during the sending, the stream piles up in ingest's outbox, a backlog of a round per row.
+        with broker_frozen(rig.stack):
+            await send(pipeline, rig.stream)
         kills = []
         for _ in range(RELAY_WINDOW_ATTEMPTS):  # a freeze may land outside a publishing round: try again
             kills.append(await kill_between_publish_and_mark(pipeline, probe, rig.stack, "ingest", EVENTS))
