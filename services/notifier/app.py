@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
@@ -17,7 +17,7 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 from services.notifier.domain.clocks import RegRecord
 from services.notifier.settings import DEFAULT_CONSUMER_GROUP, DEFAULT_DECISIONS_GROUP, NotifierTopics
 from shared.events import AlertChanged, RecordIngested, Signal
-from shared.messaging.batches import OffsetPort, Raw
+from shared.messaging.batches import OffsetPort, Raw, RecordBatches, live_consumer, undecoded
 from shared.messaging.topics import ALERTS, DEAD_LETTER, EVENTS, IN_RECORDS, SIGNALS
 
 CONSUMER_GROUP = DEFAULT_CONSUMER_GROUP
@@ -32,10 +32,6 @@ EVENTS_DESCRIPTION = (
     "Taken a poll at a time: records that cannot hold a decision are skipped unparsed, the decisions applied "
     "in one transaction, the offsets committed after it."
 )
-
-
-class RecordBatches(Protocol):
-    async def consume(self, raws: Sequence[Raw], offsets: OffsetPort) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,16 +53,6 @@ SIGNAL_POLLING = Polling(max_records=500, timeout_ms=50, max_wait_ms=50)
 #: Ingested records are many and only their rare DSMB decisions matter, where a second is nothing: large
 #: fetches keep the polls (and offset commits) few at any rate.
 EVENT_POLLING = Polling(max_records=2000, timeout_ms=250, min_bytes=256 * 1024, max_wait_ms=250)
-
-
-def live_consumer(msg: KafkaMessage) -> OffsetPort:
-    """The aiokafka consumer the batch came from (it commits and seeks explicit offsets)."""
-    return cast(OffsetPort, msg.consumer)
-
-
-async def undecoded(msg: KafkaMessage) -> None:
-    """FastStream's decoder, replaced: each record is decoded (or skipped unparsed) by its batch handler,
-    where one bad record cannot fail its poll."""
 
 
 @dataclass(frozen=True)

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 
-from services.safety_rules.batch import OffsetPort, Raw
 from services.safety_rules.settings import DEFAULT_CONSUMER_GROUP, RulesTopics
 from shared.events import RecordIngested, Signal
+from shared.messaging.batches import OffsetPort, Raw, RecordBatches, live_consumer, undecoded
 
 CONSUMER_GROUP = DEFAULT_CONSUMER_GROUP
 EVENTS_DESCRIPTION = (
     "Ingested source records, keyed by study (one partition per study, in ingestion order); "
     "each evaluated once per record id, acknowledged after the commit."
 )
-
-
-class RecordBatches(Protocol):
-    async def consume(self, raws: Sequence[Raw], offsets: OffsetPort) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,16 +40,6 @@ class Polling:
     timeout_ms: int = 20
     max_bytes: int = 2 * 1024 * 1024
     fetch_wait_ms: int = 20
-
-
-def live_consumer(msg: KafkaMessage) -> OffsetPort:
-    """The aiokafka consumer the batch came from (it commits and seeks explicit offsets)."""
-    return cast(OffsetPort, msg.consumer)
-
-
-async def undecoded(msg: KafkaMessage) -> None:
-    """FastStream's decoder, replaced: the batch consumer decodes each record itself (one bad record must
-    not fail its batch), so the batch is not JSON-decoded here a first time for nothing."""
 
 
 def create_router(

@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast
 
 from aiokafka import ConsumerRecord, TopicPartition
+from faststream.kafka import KafkaMessage
 
 from shared.logs import get_logger
 from shared.messaging.dead_letter import DeadLetters, describe, is_infrastructure, is_poison
@@ -44,6 +45,22 @@ class OffsetPort(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+class RecordBatches(Protocol):
+    """What a batch subscriber hands its polls to (`BatchConsumer`)."""
+
+    async def consume(self, raws: Sequence[Raw], offsets: OffsetPort) -> None: ...
+
+
+def live_consumer(msg: KafkaMessage) -> OffsetPort:
+    """The aiokafka consumer a poll came from (it commits and seeks explicit offsets)."""
+    return cast(OffsetPort, msg.consumer)
+
+
+async def undecoded(msg: KafkaMessage) -> None:
+    """FastStream's decoder, replaced: the batch consumer decodes each record itself (one bad record must
+    not fail its poll), so the poll is not JSON-decoded here a first time for nothing."""
 
 
 class BatchHandler(Protocol[T]):
