@@ -8,7 +8,9 @@ afterwards, so it never touches another engineer's topics or tables. The records
 output for bench.generate's stream (records-000.ndjson and labs-000.hl7, 2 : 3 as generated), published
 as RecordIngested to the events topic keyed by study. The clock runs from the first send until
 processed_event holds every distinct record id. Reports records/s, the service's CPU time per record, its RSS (now
-and peak), and the latency histogram's p50/p99 (received_at -> commit; with --rate, a paced run).
+and peak), the latency histogram's p50/p99 (received_at -> commit; with --rate, a paced run) and the CPU time
+PostgreSQL spent meanwhile (postmaster, its backends and workers, and those that ended: the stack serves only
+this benchmark, so that is what the service's statements cost it, plus the benchmark's own polling).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.generate import generate
-from bench.pipeline.processes import Services, rss_mb
+from bench.pipeline.processes import Services, children, cpu_seconds, rss_mb
 from services.ingest.domain import Parsed, ParserConfig, parse_stream
 from shared.events import RecordIngested, deterministic_id
 from shared.messaging.broker import aiokafka_options
@@ -136,6 +138,15 @@ class Service:
         return {q: next((le for le, n in buckets if n >= total * float(q[1:]) / 100), 0.0) for q in ("p50", "p99")}
 
 
+def postgres_cpu_seconds(cfg: Settings) -> float:
+    """CPU time of the stack's PostgreSQL so far: the postmaster's own and its ended children's (``cutime``,
+    ``cstime``: a backend's time is added there when it exits), and that of the children still running."""
+    postmaster = int((pg_layout.layout(cfg).data / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    own = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(pid) for pid in children(postmaster))
+
+
 async def publish(kafka: KafkaSettings, topic: str, records: Sequence[RecordIngested], rate: float) -> float:
     """Sends every record keyed by study; returns the seconds it took. Paced at ``rate``/s when > 0, each
     record then received (``received_at``) when it is sent; else as fast as the producer goes."""
@@ -176,7 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service = Service(cfg, url, prefix, Path(args.log))
     try:
         await service.wait_healthy()
-        cpu_before, started = service.cpu_seconds(), time.monotonic()
+        cpu_before, pg_before, started = service.cpu_seconds(), postgres_cpu_seconds(cfg), time.monotonic()
         sending = asyncio.create_task(publish(KafkaSettings.from_mapping(cfg.env), topics[0], values, args.rate))
         peak = 0.0
         distinct = len({record.record_id for record in values})  # the stream re-sends about 1 % of its records
@@ -186,6 +197,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             peak = max(peak, rss_mb(service.process.pid)[1])
             await asyncio.sleep(0.1)
         seconds, cpu = time.monotonic() - started, service.cpu_seconds() - cpu_before
+        pg_cpu = postgres_cpu_seconds(cfg) - pg_before
         rss_now, rss_peak = rss_mb(service.process.pid)
         done = len(values)
         return {
@@ -196,6 +208,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "records_per_s": round(done / seconds, 1),
             "service_cpu_ms_per_record": round(1000 * cpu / done, 3),
             "records_per_cpu_s": round(done / cpu, 1) if cpu else None,
+            "postgres_cpu_s": round(pg_cpu, 2),
+            "postgres_cpu_ms_per_record": round(1000 * pg_cpu / done, 3),
             "rss_mb": round(rss_now, 1),
             "peak_rss_mb": round(max(peak, rss_peak), 1),
             "latency_s": await service.latency_quantiles(),

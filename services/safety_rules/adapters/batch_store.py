@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnClause, Connection, Text, func, literal_column, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
+from services.safety_rules.adapters.database import json_text
 from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.participant_rows import (
     Written,
@@ -33,10 +34,28 @@ from services.safety_rules.domain import ParticipantState, StudyState
 
 StudyJson = dict[str, Any]
 Key = tuple[str, str]
-#: The id of the transaction that wrote the row (PostgreSQL system column), as text.
-ROW_XMIN: ColumnClause[str] = literal_column("xmin::text", Text)
 #: Participants written per statement by `flush()`.
 FLUSH_CHUNK = 64
+# The statements of every batch take their rows as arrays: one statement text whatever the number of rows,
+# prepared once per connection (an IN or VALUES list is a new statement to parse and plan at each size).
+#: The id of the transaction that wrote each row (PostgreSQL system column ``xmin``), as text.
+ROW_XMINS = text(
+    "SELECT subject_id, xmin::text FROM safety_rules.participant_state"
+    " WHERE study_id = :study AND subject_id = ANY(CAST(:subjects AS text[]))"
+)
+KNOWN_SOURCES = text("SELECT dedup_key FROM safety_rules.processed_source WHERE dedup_key = ANY(CAST(:keys AS text[]))")
+MARK_SOURCES = text(
+    "INSERT INTO safety_rules.processed_source (dedup_key) SELECT unnest(CAST(:keys AS text[])) ON CONFLICT DO NOTHING"
+)
+UPSERT_STATES = text(
+    "INSERT INTO safety_rules.participant_state AS p (study_id, subject_id, state)"
+    " SELECT d.study_id, d.subject_id, CAST(d.state AS json)"
+    " FROM unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:states AS text[]))"
+    " AS d(study_id, subject_id, state)"
+    " ON CONFLICT (study_id, subject_id)"
+    " DO UPDATE SET state = excluded.state, version = p.version + 1, updated_at = now()"
+    " RETURNING study_id, subject_id, xmin::text"
+)
 
 
 class BatchStateStore:
@@ -71,15 +90,13 @@ class BatchStateStore:
         if subjects:
             self._read(study_id, subjects)
         if keys:
-            source = tables.ProcessedSource
-            known = set(self._connection.execute(select(source.dedup_key).where(source.dedup_key.in_(keys))).scalars())
+            known = set(self._connection.execute(KNOWN_SOURCES, {"keys": keys}).scalars())
             self._processed.update({key: key in known for key in keys})
 
     def _take_cached(self, study_id: str, subjects: list[str], cache: ParticipantCache) -> list[str]:
         """Takes the cached states whose rows are unchanged; returns the subjects still to read."""
-        row = tables.ParticipantState
-        query = select(row.subject_id, ROW_XMIN).where(row.study_id == study_id, row.subject_id.in_(subjects))
-        written: dict[str, str] = {subject: xmin for subject, xmin in self._connection.execute(query)}
+        found = self._connection.execute(ROW_XMINS, {"study": study_id, "subjects": subjects})
+        written: dict[str, str] = {subject: xmin for subject, xmin in found}
         missing: list[str] = []
         for subject_id in subjects:
             key = (study_id, subject_id)
@@ -150,9 +167,7 @@ class BatchStateStore:
         self._flush_participants()
         self._flush_studies()
         if self._marked:
-            source = tables.ProcessedSource
-            rows = [{"dedup_key": key} for key in self._marked]
-            self._connection.execute(insert(source).on_conflict_do_nothing(), rows)
+            self._connection.execute(MARK_SOURCES, {"keys": self._marked})
             self._marked = []
 
     def _flush_participants(self) -> None:
@@ -162,21 +177,20 @@ class BatchStateStore:
         written = self._written
         self._participants, self._written = {}, {}
         self._dirty.clear()
-        row = tables.ParticipantState
-        upsert = insert(row)
-        bump = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
-        statement = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=bump)
         for start in range(0, len(saved), FLUSH_CHUNK):
             chunk = saved[start : start + FLUSH_CHUNK]
             todo = [(key, changes_of(state, written.get(key))) for key, state in chunk]
             write_results(self._connection, todo)
-            rows = [{"study_id": key[0], "subject_id": key[1], "state": state_json(state)} for key, state in chunk]
+            columns = {
+                "studies": [key[0] for key, _ in chunk],
+                "subjects": [key[1] for key, _ in chunk],
+                "states": [json_text(state_json(state)) for _, state in chunk],
+            }
+            found = self._connection.execute(UPSERT_STATES, columns)
+            del columns
+            xmins = {(study, subject): xmin for study, subject, xmin in found}
             if self._cache is None:
-                self._connection.execute(statement, rows)
                 continue
-            returning = statement.returning(row.study_id, row.subject_id, ROW_XMIN)
-            xmins = {(study, subject): xmin for study, subject, xmin in self._connection.execute(returning, rows)}
-            del rows
             for (key, state), (_, change) in zip(chunk, todo, strict=True):
                 self._cache.put(key, xmins[key], state, change.written)
 

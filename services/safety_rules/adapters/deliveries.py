@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
-from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.safety_rules.adapters.tables import ProcessedEvent
+#: The ids as one array: the same statement whatever the batch's size (prepared once per connection).
+CLAIM = text(
+    "INSERT INTO safety_rules.processed_event (consumer_group, event_id)"
+    " SELECT CAST(:group AS text), unnest(CAST(:ids AS text[]))"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 async def first_deliveries(session: AsyncSession, consumer_group: str, record_ids: Sequence[str]) -> set[str]:
@@ -22,7 +25,5 @@ async def first_deliveries(session: AsyncSession, consumer_group: str, record_id
     """
     if not record_ids:
         return set()
-    table = cast(Table, ProcessedEvent.__table__)
-    statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-    rows = [{"consumer_group": consumer_group, "event_id": record_id} for record_id in dict.fromkeys(record_ids)]
-    return set((await session.execute(statement, rows)).scalars())
+    ids = list(dict.fromkeys(record_ids))
+    return set((await session.execute(CLAIM, {"group": consumer_group, "ids": ids})).scalars())

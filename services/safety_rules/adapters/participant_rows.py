@@ -15,6 +15,12 @@ the participant's rows are all written again.
 
 A state row written before migration 0007 still holds its results in its JSON and has no result rows:
 it reads as before, and its results become rows at its next write.
+
+Comparing every result with its row took a tenth of safety_rules' CPU in a flood (a participant holds
+hundreds of results; a record adds one or a few). So once a state's rows are written, its results become a
+`TrackedResults`: the same dict, which notes the keys set or removed since, and `changes_of` looks at those
+only. Whatever the tracking cannot follow (another mutator, the results dict replaced, as pruning does, rows
+read from the database) takes the full comparison, after which tracking starts again.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
+from services.safety_rules.adapters.database import json_text
 from services.safety_rules.domain import ParticipantState
 from services.safety_rules.domain.results import LabValue
 
@@ -89,10 +96,98 @@ def changes(results: Mapping[str, LabValue], written: Written) -> ResultChanges:
     return ResultChanges(upserts, deletes, rewrite=False, written=now)
 
 
+class TrackedResults(dict[str, LabValue]):
+    """A participant's results that note which keys were set or removed since their rows were written
+    (``synced``: the `Written` of those rows; the tracking holds only for it). A key set while absent is
+    ``moved``: a dict puts it last, so its row gets the next ``seq``. Mutators other than the item
+    assignment, ``del`` and ``pop`` (which the engine uses) stop the tracking: the next write compares all."""
+
+    __slots__ = ("lost", "moved", "next_seq", "synced", "touched")
+
+    def __init__(self, results: Mapping[str, LabValue], synced: Written) -> None:
+        super().__init__(results)
+        self.synced = synced
+        self.next_seq = max((seq for seq, _ in synced.values()), default=-1) + 1
+        self.touched: set[str] = set()
+        self.moved: set[str] = set()
+        self.lost = False
+
+    def __setitem__(self, key: str, value: LabValue) -> None:
+        if key not in self:
+            self.moved.add(key)
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.touched.add(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self.touched.add(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        self.lost = True
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.lost = True
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: str, default: LabValue) -> LabValue:
+        self.lost = True
+        return super().setdefault(key, default)
+
+    def popitem(self) -> tuple[str, LabValue]:
+        self.lost = True
+        return super().popitem()
+
+    def __ior__(self, other: Any) -> TrackedResults:  # type: ignore[override,misc]
+        self.lost = True
+        super().update(other)
+        return self
+
+    def changes(self, written: Written) -> ResultChanges | None:
+        """`changes(self, written)` from the noted keys only (and ``written`` updated to what the rows now
+        hold); None when the tracking cannot tell (then nothing was changed)."""
+        moved = [key for key in self.moved if key in self]
+        tail = list(islice(reversed(self), len(moved)))
+        if self.lost or written is not self.synced or set(tail) != set(moved):
+            return None
+        upserts: list[tuple[int, LabValue]] = []
+        deletes: list[int] = []
+        for key in self.touched:
+            old = written.get(key)
+            if old is None:
+                continue
+            if key in self.moved or key not in self:
+                deletes.append(old[0])
+                del written[key]
+            elif old[1] is not (value := self[key]):
+                written[key] = (old[0], value)
+                upserts.append(written[key])
+        for key in reversed(tail):
+            written[key] = (self.next_seq, self[key])
+            upserts.append(written[key])
+            self.next_seq += 1
+        self.touched.clear()
+        self.moved.clear()
+        return ResultChanges(upserts, deletes, rewrite=False, written=written)
+
+
 def changes_of(state: ParticipantState, written: Written | None) -> ResultChanges:
     """`changes` of the state's results; all rows written again when its rows were not read (a new
-    participant: rows left by a state deleted without them must not come back)."""
-    return rewrite(state.results) if written is None else changes(state.results, written)
+    participant: rows left by a state deleted without them must not come back). The state's results are a
+    `TrackedResults` of the rows written afterwards."""
+    results = state.results
+    change = None
+    if written is not None and isinstance(results, TrackedResults):
+        change = results.changes(written)
+    if change is None:
+        change = rewrite(results) if written is None else changes(results, written)
+        state.results = TrackedResults(results, change.written)
+    return change
 
 
 def rewrite(results: Mapping[str, LabValue]) -> ResultChanges:
@@ -133,6 +228,15 @@ DELETE_ROWS = text(
     " AS d(study_id, subject_id, seq)"
     " WHERE r.study_id = d.study_id AND r.subject_id = d.subject_id AND r.seq = d.seq"
 )
+#: One statement of the same text whatever the number of rows (a multi-row VALUES list is a new statement
+#: for PostgreSQL to parse and plan at each size; executemany runs the executor once per row).
+UPSERT_RESULTS = text(
+    "INSERT INTO safety_rules.participant_result (study_id, subject_id, seq, value)"
+    " SELECT d.study_id, d.subject_id, d.seq, CAST(d.value AS json)"
+    " FROM unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:seqs AS int[]), CAST(:values AS text[]))"
+    " AS d(study_id, subject_id, seq, value)"
+    " ON CONFLICT (study_id, subject_id, seq) DO UPDATE SET value = excluded.value"
+)
 
 
 def write_results(connection: Connection, todo: Sequence[tuple[tuple[str, str], ResultChanges]]) -> None:
@@ -146,17 +250,11 @@ def write_results(connection: Connection, todo: Sequence[tuple[tuple[str, str], 
     if some:
         studies, subjects, seqs = zip(*some, strict=True)
         connection.execute(DELETE_ROWS, {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs)})
-    result = tables.ParticipantResult
-    rows = [
-        {"study_id": key[0], "subject_id": key[1], "seq": seq, "value": value.to_json()}
-        for key, change in todo
-        for seq, value in change.upserts
-    ]
+    rows = [(*key, seq, json_text(value.to_json())) for key, change in todo for seq, value in change.upserts]
     if rows:
-        upsert = insert(result)
-        replace = {"value": upsert.excluded.value}
-        keys = [result.study_id, result.subject_id, result.seq]
-        connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=replace), rows)
+        studies, subjects, seqs, values = zip(*rows, strict=True)
+        columns = {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs), "values": list(values)}
+        connection.execute(UPSERT_RESULTS, columns)
 
 
 def _grouped(rows: Iterable[tuple[str, int, dict[str, Any]]]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
