@@ -45,12 +45,19 @@ class RulesPrometheus:
             registry=registry,
         )
 
+        # The labelled children once: ``labels()`` takes a lock and builds a key each time (per record).
+        self._outcomes = {True: self.records.labels("duplicate"), False: self.records.labels("processed")}
+        self._kinds: dict[str, Counter] = {}
+
     def record_evaluated(self, record: RecordIngested, outcome: Evaluated) -> None:
-        self.records.labels("duplicate" if outcome.duplicate else "processed").inc()
+        self._outcomes[outcome.duplicate].inc()
         if outcome.duplicate:
             return
         for event in record.events:
-            self.events.labels(event.kind).inc()
+            counter = self._kinds.get(event.kind)
+            if counter is None:
+                counter = self._kinds[event.kind] = self.events.labels(event.kind)
+            counter.inc()
         self._count(outcome.signals)
         self.latency.observe(max(0.0, (self._clock() - record.received_at).total_seconds()))
 

@@ -4,18 +4,25 @@ comparison worked them out (no database: the rows are a dict here; the SQL is in
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import orjson
+
+from safety_rules_service.store_contract import evaluated_in_memory
 from services.safety_rules.adapters.participant_rows import (
     ResultChanges,
     TrackedResults,
     Written,
     changes_of,
+    state_json,
+    state_text,
 )
 from services.safety_rules.domain import ParticipantState
-from services.safety_rules.domain.results import LabValue
+from services.safety_rules.domain.results import LabValue, Series
+from services.safety_rules.domain.state import ActiveSignal, DoseFact
 
 Rows = dict[int, LabValue]
 
@@ -94,3 +101,31 @@ def test_any_sequence_of_mutations_leaves_the_rows_in_the_order_of_the_results()
             assert in_seq_order(rows) == list(state.results.items()), (before, change)
             assert {key: value for key, (_, value) in written.items()} == state.results
     assert tracked > 500, "most batches must take the tracked path"
+
+
+def test_the_state_text_is_the_json_of_the_states_own_serialisation() -> None:
+    """orjson writes the state's objects (slots dataclasses, datetimes) as ``ParticipantState.to_json``
+    does; a field added to the state must be added to `state_text` too."""
+    filled, _ = evaluated_in_memory()
+    states = list(filled.participants.values())
+    assert any(state.active and state.adverse_events and state.doses for state in states), "a varied sample"
+    odd = ParticipantState("AD-ODD", latest_at=datetime(2026, 1, 5, 1, 2, 3, 456, tzinfo=timezone(timedelta(hours=2))))
+    odd.record_dose(DoseFact(datetime(2026, 1, 4, 23, 59, 59, 999999, tzinfo=UTC), False, "REC:EX:1"))
+    odd.activate(("LAB", "k"), ActiveSignal("sig", "LAB-ALT", ("a", "b"), ("k",), datetime(2026, 1, 5, tzinfo=UTC)))
+    odd.anchors["ANC"] = Series([datetime(2026, 1, 5, 0, 0, 0, 1, tzinfo=UTC)], ["k"])
+    odd.support["R"] = {("A", "x|y"), ("B", "z")}
+    for state in [*states, odd]:
+        assert orjson.loads(state_text(state)) == state_json(state)
+    written = {"results", "first_dose", "first_dose_start", "baselines", "users", "missed", "series"}
+    assert {field.name for field in dataclasses.fields(ParticipantState)} - written == {
+        "subject_id",
+        "specimens",
+        "anchors",
+        "adverse_events",
+        "injection_sites",
+        "doses",
+        "active",
+        "support",
+        "latest_at",
+        "prune_at",
+    }, "state_text writes exactly these fields of the state row (the others are rows, or rebuilt on load)"

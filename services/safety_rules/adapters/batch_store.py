@@ -21,13 +21,12 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.safety_rules.adapters import tables
-from services.safety_rules.adapters.database import json_text
 from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.participant_rows import (
     Written,
     changes_of,
     read_participants,
-    state_json,
+    state_text,
     write_results,
 )
 from services.safety_rules.domain import ParticipantState, StudyState
@@ -184,7 +183,7 @@ class BatchStateStore:
             columns = {
                 "studies": [key[0] for key, _ in chunk],
                 "subjects": [key[1] for key, _ in chunk],
-                "states": [json_text(state_json(state)) for _, state in chunk],
+                "states": [state_text(state) for _, state in chunk],
             }
             found = self._connection.execute(UPSERT_STATES, columns)
             del columns
