@@ -17,6 +17,7 @@ from services.safety_rules.adapters.participant_rows import (
     TrackedResults,
     Written,
     changes_of,
+    result_text,
     state_json,
     state_text,
 )
@@ -129,3 +130,17 @@ def test_the_state_text_is_the_json_of_the_states_own_serialisation() -> None:
         "latest_at",
         "prune_at",
     }, "state_text writes exactly these fields of the state row (the others are rows, or rebuilt on load)"
+
+
+def test_the_result_text_is_the_json_of_the_results_own_serialisation() -> None:
+    filled, _ = evaluated_in_memory()
+    values = [value for state in filled.participants.values() for value in state.results.values()]
+    assert any(value.lln is not None and value.uln is not None for value in values), "a varied sample"
+    derived = {"derived": True, "inputs": ("W", "P"), "sources": ("a", "b")}
+    odd = alt("K", 1)._replace(value=None, lln=Decimal("0.10"), comparator="<", issue="unit", **derived)
+    for value in [
+        *values,
+        odd,
+        odd._replace(at=datetime(2026, 1, 5, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=-5)))),
+    ]:
+        assert orjson.loads(result_text(value)) == value.to_json()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import islice
 from typing import Any
 
@@ -35,7 +36,6 @@ import orjson
 from sqlalchemy import Connection, select, text
 
 from services.safety_rules.adapters import tables
-from services.safety_rules.adapters.database import json_text
 from services.safety_rules.domain import ParticipantState
 from services.safety_rules.domain.results import LabValue
 
@@ -79,6 +79,18 @@ def state_text(state: ParticipantState) -> str:
             "prune_at": state.prune_at,
         }
     ).decode()
+
+
+def result_text(value: LabValue) -> str:
+    """``json_text(value.to_json())``, by orjson from the named tuple's fields (its times, tuples and
+    numbers as ``to_json`` writes them; a Decimal as its ``str``); held equal by the same test."""
+    return orjson.dumps(dict(zip(LabValue._fields, value, strict=True)), default=_decimal_text).decode()
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def state_of(data: Mapping[str, Any], rows: Sequence[tuple[int, dict[str, Any]]]) -> tuple[ParticipantState, Written]:
@@ -273,7 +285,7 @@ def write_results(connection: Connection, todo: Sequence[tuple[tuple[str, str], 
     if some:
         studies, subjects, seqs = zip(*some, strict=True)
         connection.execute(DELETE_ROWS, {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs)})
-    rows = [(*key, seq, json_text(value.to_json())) for key, change in todo for seq, value in change.upserts]
+    rows = [(*key, seq, result_text(value)) for key, change in todo for seq, value in change.upserts]
     if rows:
         studies, subjects, seqs, values = zip(*rows, strict=True)
         columns = {"studies": list(studies), "subjects": list(subjects), "seqs": list(seqs), "values": list(values)}
