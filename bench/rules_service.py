@@ -10,7 +10,8 @@ as RecordIngested to the events topic keyed by study. The clock runs from the fi
 processed_event holds every distinct record id. Reports records/s, the service's CPU time per record, its RSS (now
 and peak), the latency histogram's p50/p99 (received_at -> commit; with --rate, a paced run) and the CPU time
 PostgreSQL spent meanwhile (postmaster, its backends and workers, and those that ended: the stack serves only
-this benchmark, so that is what the service's statements cost it, plus the benchmark's own polling).
+this benchmark, so that is what the service's statements cost it, plus the benchmark's own polling and whatever
+checkpoints and autovacuum happen to run) and, of that, the service's own backends (its connections).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench.generate import generate
 from bench.pipeline.processes import Services, children, cpu_seconds, rss_mb
 from services.ingest.domain import Parsed, ParserConfig, parse_stream
+from services.safety_rules.bootstrap import CLIENT_ID
 from shared.events import RecordIngested, deterministic_id
 from shared.messaging.broker import aiokafka_options
 from shared.settings import KafkaSettings
@@ -147,6 +149,19 @@ def postgres_cpu_seconds(cfg: Settings) -> float:
     return own + sum(cpu_seconds(pid) for pid in children(postmaster))
 
 
+async def backend_cpu_seconds(db: AsyncEngine, seen: dict[int, float]) -> float:
+    """CPU time so far of the service's own backends (its connections to the benchmark's database; the
+    server's background processes aside), each as last read (``seen``: one that ended keeps its last reading)."""
+    query = text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND application_name = :name"
+    )
+    async with db.connect() as connection:
+        pids = (await connection.execute(query, {"name": CLIENT_ID})).scalars().all()
+    seen.update({pid: cpu_seconds(pid) for pid in pids})
+    return sum(seen.values())
+
+
 async def publish(kafka: KafkaSettings, topic: str, records: Sequence[RecordIngested], rate: float) -> float:
     """Sends every record keyed by study; returns the seconds it took. Paced at ``rate``/s when > 0, each
     record then received (``received_at``) when it is sent; else as fast as the producer goes."""
@@ -187,6 +202,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service = Service(cfg, url, prefix, Path(args.log))
     try:
         await service.wait_healthy()
+        backends: dict[int, float] = {}
+        backends_before = await backend_cpu_seconds(db, backends)
         cpu_before, pg_before, started = service.cpu_seconds(), postgres_cpu_seconds(cfg), time.monotonic()
         sending = asyncio.create_task(publish(KafkaSettings.from_mapping(cfg.env), topics[0], values, args.rate))
         peak = 0.0
@@ -195,9 +212,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if service.process.poll() is not None:
                 raise RuntimeError(f"safety_rules died; see {args.log}")
             peak = max(peak, rss_mb(service.process.pid)[1])
+            await backend_cpu_seconds(db, backends)
             await asyncio.sleep(0.1)
         seconds, cpu = time.monotonic() - started, service.cpu_seconds() - cpu_before
         pg_cpu = postgres_cpu_seconds(cfg) - pg_before
+        backends_cpu = await backend_cpu_seconds(db, backends) - backends_before
         rss_now, rss_peak = rss_mb(service.process.pid)
         done = len(values)
         return {
@@ -210,6 +229,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "records_per_cpu_s": round(done / cpu, 1) if cpu else None,
             "postgres_cpu_s": round(pg_cpu, 2),
             "postgres_cpu_ms_per_record": round(1000 * pg_cpu / done, 3),
+            "service_backends_cpu_s": round(backends_cpu, 2),
+            "service_backends_cpu_ms_per_record": round(1000 * backends_cpu / done, 3),
             "rss_mb": round(rss_now, 1),
             "peak_rss_mb": round(max(peak, rss_peak), 1),
             "latency_s": await service.latency_quantiles(),
