@@ -140,16 +140,19 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
         relay.wake()
         loops[0].wake()
 
-    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake)
+    def wake_scheduler() -> None:
+        loops[1].wake()
+
+    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake, wake_scheduler)
     metrics = NotifierMetrics(registry)
     webhooks = WebhookSender(secret, notifier.webhook_timeout)
     channels: dict[str, Sender] = {"email": SmtpSender(smtp), "webhook": webhooks}
     policy = _policy(notifier)
     _check_lease(policy, channels)
-    sender = DeliverySender(context, channels, policy, metrics)
+    sender, scheduler = DeliverySender(context, channels, policy, metrics), Scheduler(context)
     loops += [
-        Loop("sender", sender.send_due, notifier.poll_interval),
-        Loop("scheduler", Scheduler(context).fire_due, notifier.poll_interval),
+        Loop("sender", sender.send_due, notifier.poll_interval, sender.until_due),
+        Loop("scheduler", scheduler.fire_due, notifier.poll_interval, scheduler.until_due),
         Loop("metrics", lambda: metrics.refresh(sessions, context.clock()), notifier.metrics_interval),
     ]
     _subscribe(broker, context, notifier)

@@ -34,6 +34,7 @@ class Context:
     topics: NotifierTopics
     clock: Callable[[], datetime]
     wake: Callable[[], None]
+    wake_scheduler: Callable[[], None] = lambda: None
 
     def config(self, study_id: str) -> RoutingConfig:
         config = self.routing.get(study_id)
@@ -44,11 +45,14 @@ class Context:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
         """A transaction; after its commit the senders and the relay are woken if it changed anything (every
-        change is audited). Waking them after an empty unit would spin the sender, whose round opens one."""
+        change is audited), the scheduler if it scheduled timers. Waking them after an empty unit would spin
+        the sender, whose round opens one."""
         async with unit_of_work(self.sessions) as unit:
             yield unit
         if unit.notes or unit.published:
             self.wake()
+        if unit.scheduled:
+            self.wake_scheduler()
 
-    async def changed(self, unit: Unit, alert: Alert, now: datetime, actor: str | None = None) -> None:
-        await unit.publish(alert_changed(alert, self.topics.alerts, now, actor))
+    def changed(self, unit: Unit, alert: Alert, now: datetime, actor: str | None = None) -> None:
+        unit.publish(alert_changed(alert, self.topics.alerts, now, actor))
