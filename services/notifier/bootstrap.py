@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.actions import Actions
 from services.notifier.adapters.channels import Sender
@@ -44,6 +45,9 @@ CLIENT_ID = "trialwatch-notifier"
 #: Transactions that can be open at once besides the sends: the two subscribers, the relay, the scheduler,
 #: the metrics, the sender's claim and settling, an API request.
 CONCURRENT_BESIDES_SENDS = 7
+#: The relay is woken by every commit that wrote to the outbox; its poll only finds rows a crash left.
+#: Alert changes are no one's deadline (the deliveries are), so it polls rarely: idle CPU.
+RELAY_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -52,6 +56,7 @@ class NotifierRuntime(ServiceRuntime):
 
     loops: tuple[Loop, ...] = ()
     webhooks: WebhookSender | None = None
+    markers: AsyncEngine | None = None
 
     async def start(self) -> None:
         await super().start()
@@ -63,6 +68,8 @@ class NotifierRuntime(ServiceRuntime):
             await loop.stop()
         if self.webhooks is not None:
             await self.webhooks.close()
+        if self.markers is not None:
+            await self.markers.dispose()
         await super().stop()
 
     async def health(self) -> dict[str, str]:
@@ -85,6 +92,14 @@ def _pooled(database: DatabaseSettings, notifier: NotifierSettings) -> DatabaseS
     transaction whenever more are open than the pool holds, as under a burst of signals and sends."""
     needed = notifier.send_concurrency + CONCURRENT_BESIDES_SENDS
     return database.model_copy(update={"pool_size": max(database.pool_size, needed)})
+
+
+def _marker_engine(database: DatabaseSettings, notifier: NotifierSettings) -> AsyncEngine:
+    """Connections for the senders' point-of-no-return markers: autocommit, one per concurrent send, no
+    pre-ping (a marker on a connection the database dropped fails, and the send with it: see sender.py)."""
+    pooled = database.model_copy(update={"pool_size": notifier.send_concurrency})
+    engine = create_engine(pooled, application_name=f"{CLIENT_ID}-markers", pre_ping=False)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
@@ -130,7 +145,7 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
     engine = create_engine(_pooled(settings.database, notifier), application_name=CLIENT_ID)
     sessions = create_session_factory(engine)
-    relay = OutboxRelay(sessions, Outbox, kafka_publish(broker))
+    relay = OutboxRelay(sessions, Outbox, kafka_publish(broker), poll_interval=RELAY_POLL_SECONDS)
     secret = notifier.hmac_secret.get_secret_value().encode()
     public_url = notifier.public_url or f"http://{settings.listen.host}:{settings.port}"
     dispatcher = Dispatcher(routing, Links(link_key(secret), public_url), smtp.message_id_domain)
@@ -149,7 +164,8 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     channels: dict[str, Sender] = {"email": SmtpSender(smtp), "webhook": webhooks}
     policy = _policy(notifier)
     _check_lease(policy, channels)
-    sender, scheduler = DeliverySender(context, channels, policy, metrics), Scheduler(context)
+    markers = _marker_engine(settings.database, notifier)
+    sender, scheduler = DeliverySender(context, channels, policy, metrics, markers), Scheduler(context)
     loops += [
         Loop("sender", sender.send_due, notifier.poll_interval, sender.until_due),
         Loop("scheduler", scheduler.fire_due, notifier.poll_interval, scheduler.until_due),
@@ -158,7 +174,7 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     _subscribe(broker, context, notifier)
     stream = FastStream(broker, logger=kafka_logger)
     runtime = NotifierRuntime(
-        "notifier", stream, broker, engine, registry, relay, loops=tuple(loops), webhooks=webhooks
+        "notifier", stream, broker, engine, registry, relay, loops=tuple(loops), webhooks=webhooks, markers=markers
     )
     api = create_api(context, Actions(context, link_key(secret)), authenticator, link_key(secret))
     return create_http_app(runtime, routers=[api])

@@ -1,5 +1,5 @@
-"""Sends queued deliveries: claim a batch (the attempts are committed first), send, record the outcomes
-(the outcomes that come in while one transaction records are recorded together by the next).
+"""Sends queued deliveries a round at a time: claim a batch (the attempts are committed first), send it,
+record its outcomes in one transaction.
 
 The point of no return (SMTP DATA, the webhook request) is preceded by its own commit, the in-doubt
 marker. Before it nothing can have arrived, so any failure, or a crash, is retried safely. After it, a
@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.adapters import alerts, deliveries
 from services.notifier.adapters.channels import (
@@ -76,17 +78,22 @@ class LostClaimError(Exception):
 
 
 class PointOfNoReturnMarker:
-    """Commits ``in_doubt_since`` for one attempt, fenced by its attempt number; remembers that it did."""
+    """Commits ``in_doubt_since`` for one attempt, fenced by its attempt number; remembers that it did.
 
-    def __init__(self, context: Context, row: Delivery, lease: timedelta) -> None:
-        self._context, self._row, self._lease = context, row, lease
+    One autocommitted statement on a connection of ``markers`` (an engine without the pool's pre-ping): a
+    round trip, where a transaction takes four. If it fails, whether or not PostgreSQL committed it, the
+    channel sends nothing, and the outcome's record (fenced by the attempt) clears the marker again.
+    """
+
+    def __init__(self, context: Context, markers: AsyncEngine, row: Delivery, lease: timedelta) -> None:
+        self._context, self._markers, self._row, self._lease = context, markers, row, lease
         self.committed = False
         self.lost = False
 
     async def __call__(self) -> None:
-        async with self._context.sessions.begin() as session:
+        async with self._markers.connect() as connection:
             now = self._context.clock()
-            held = await deliveries.mark_in_doubt(session, self._row.id, self._row.attempts, now, self._lease)
+            held = await deliveries.mark_in_doubt(connection, self._row.id, self._row.attempts, now, self._lease)
         if not held:
             self.lost = True
             raise LostClaimError(f"delivery {self._row.id} attempt {self._row.attempts} was taken over")
@@ -95,16 +102,20 @@ class PointOfNoReturnMarker:
 
 class DeliverySender:
     def __init__(
-        self, context: Context, channels: Mapping[str, Sender], policy: SendPolicy, metrics: NotifierMetrics
+        self,
+        context: Context,
+        channels: Mapping[str, Sender],
+        policy: SendPolicy,
+        metrics: NotifierMetrics,
+        markers: AsyncEngine,
     ) -> None:
         self._context = context
+        self._markers = markers
         self._channels = channels
         self._policy = policy
         self._metrics = metrics
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._next: datetime | None = None
-        self._outcomes: list[Attempted] = []
-        self._recording = asyncio.Lock()
 
     async def send_due(self) -> int:
         """One round: settle deliveries left in doubt, claim a batch, send it (``concurrency`` at a time)."""
@@ -116,7 +127,8 @@ class DeliverySender:
         if not claimed:
             for channel in self._channels.values():
                 await channel.rest()
-        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        attempted = await asyncio.gather(*(self._deliver(row) for row in claimed))
+        await self._record([outcome for outcome in attempted if outcome is not None])
         return settled + len(claimed)
 
     def until_due(self) -> float | None:
@@ -133,15 +145,14 @@ class DeliverySender:
                 await self._unconfirmed(unit, row, LOST_AT_CRASH.format(since=since), now)
         return len(rows)
 
-    async def _deliver(self, row: Delivery) -> None:
+    async def _deliver(self, row: Delivery) -> Attempted | None:
         attempt = row.attempts
         async with self._slots:
             outcome = await self._attempt(row)
-        if outcome is not None:
-            await self._record(Attempted(row.id, attempt, outcome))
+        return None if outcome is None else Attempted(row.id, attempt, outcome)
 
     async def _attempt(self, row: Delivery) -> Outcome | None:
-        marker = PointOfNoReturnMarker(self._context, row, self._policy.lease)
+        marker = PointOfNoReturnMarker(self._context, self._markers, row, self._policy.lease)
         try:
             reply = await self._channels[row.channel].send(row, marker)
         except PermanentDeliveryError as error:
@@ -156,17 +167,11 @@ class DeliverySender:
             return Outcome(error=f"{type(error).__name__}: {error}", in_doubt=marker.committed)
         return Outcome(reply=reply)
 
-    async def _record(self, attempted: Attempted) -> None:
-        """Records the outcome soon after the answer. Group commit: the outcomes that come in while one
-        transaction records are recorded together by the next, so a busy sender commits once per several
-        deliveries and an idle one at once."""
-        self._outcomes.append(attempted)
-        async with self._recording:
-            batch, self._outcomes = self._outcomes, []
-            if batch:
-                await self._record_batch(batch)
-
-    async def _record_batch(self, batch: list[Attempted]) -> None:
+    async def _record(self, batch: list[Attempted]) -> None:
+        """Records a round's outcomes in one transaction (a crash before it leaves the round's deliveries
+        that passed the point of no return in doubt: settled as unconfirmed, never sent again)."""
+        if not batch:
+            return
         now = self._context.clock()
         async with self._context.unit() as unit:
             held = await deliveries.deliveries_for_update(unit.session, [(a.delivery_id, a.attempt) for a in batch])

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.notifier.adapters.audit import SYSTEM_ACTOR, AuditNote
 from services.notifier.adapters.tables import Delivery, table_of
@@ -135,20 +135,23 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return (await session.execute(select(func.min(due)).where(Delivery.status == "PENDING"))).scalar()
 
 
-async def mark_in_doubt(session: AsyncSession, delivery_id: int, attempt: int, now: datetime, lease: timedelta) -> bool:
-    """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it)."""
+async def mark_in_doubt(
+    connection: AsyncConnection, delivery_id: int, attempt: int, now: datetime, lease: timedelta
+) -> bool:
+    """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it).
+    One statement, committed on its own when ``connection`` is in autocommit mode."""
     statement = (
-        update(Delivery)
+        update(DELIVERY)
         .where(
-            Delivery.id == delivery_id,
-            Delivery.status == "PENDING",
-            Delivery.attempts == attempt,
-            Delivery.in_doubt_since.is_(None),
+            DELIVERY.c.id == delivery_id,
+            DELIVERY.c.status == "PENDING",
+            DELIVERY.c.attempts == attempt,
+            DELIVERY.c.in_doubt_since.is_(None),
         )
         .values(in_doubt_since=now, lease_until=now + lease)
-        .returning(Delivery.id)
+        .returning(DELIVERY.c.id)
     )
-    return (await session.execute(statement)).scalar() is not None
+    return (await connection.execute(statement)).scalar() is not None
 
 
 async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> list[Delivery]:

@@ -20,7 +20,6 @@ import socket
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Literal
 
 import aiosmtplib
@@ -34,6 +33,7 @@ from services.notifier.adapters.channels import (
     PointOfNoReturn,
     TransientDeliveryError,
 )
+from services.notifier.adapters.mail_format import ascii_email, email_message
 from services.notifier.adapters.tables import Delivery
 from services.notifier.settings import SmtpSettings
 
@@ -42,19 +42,6 @@ QUIT_TIMEOUT = 1.0
 REPLIES_AFTER_THE_MARKER = 1  # the answer to the end of data
 LINGER_SECONDS = 5.0
 MESSAGES_PER_CONNECTION = 100
-
-
-def email_message(delivery: Delivery, sender: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = delivery.recipient
-    message["Subject"] = delivery.message["subject"]
-    message["Message-ID"] = delivery.message_id
-    message["Date"] = formatdate(usegmt=True)
-    message["X-TrialWatch-Delivery"] = str(delivery.id)
-    message["X-TrialWatch-Alerts"] = ", ".join(delivery.alert_ids)
-    message.set_content(delivery.message["text"])
-    return message
 
 
 class _MarkingClient(aiosmtplib.SMTP):
@@ -114,6 +101,12 @@ class _StaleConnectionError(Exception):
     """A kept connection failed before anything of the message could be accepted."""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    recipient: str
+    content: EmailMessage | bytes
+
+
 @dataclass
 class _Kept:
     client: _MarkingClient
@@ -149,7 +142,8 @@ class SmtpSender:
 
     async def send(self, delivery: Delivery, point_of_no_return: PointOfNoReturn) -> str:
         """Returns the server's reply to the end of data (250 ...)."""
-        message = email_message(delivery, self._settings.sender)
+        sender = self._settings.sender
+        message = Outgoing(delivery.recipient, ascii_email(delivery, sender) or email_message(delivery, sender))
         while self._kept:
             kept = self._kept.pop()
             try:
@@ -164,11 +158,11 @@ class SmtpSender:
             raise _classified(error, kept.client) from error
         return await self._send(kept, message, point_of_no_return)
 
-    async def _send(self, kept: _Kept, message: EmailMessage, point_of_no_return: PointOfNoReturn) -> str:
+    async def _send(self, kept: _Kept, message: Outgoing, point_of_no_return: PointOfNoReturn) -> str:
         client, reused = kept.client, kept.messages > 0
         client.next_message(point_of_no_return)
         try:
-            _, reply = await client.send_message(message)
+            _, reply = await self._transmit(client, message)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
             await _hang_up(client)
             if reused and not client.passed_point_of_no_return:
@@ -186,6 +180,11 @@ class SmtpSender:
         else:
             await _hang_up(client)
         return f"250 {reply}"
+
+    async def _transmit(self, client: _MarkingClient, message: Outgoing) -> tuple[object, str]:
+        if isinstance(message.content, bytes):  # plain ASCII: the envelope is the message's From and To
+            return await client.sendmail(self._settings.sender, [message.recipient], message.content)
+        return await client.send_message(message.content)
 
     async def rest(self) -> None:
         """Nothing more to send for now: hangs up the connections idle for ``LINGER_SECONDS``."""
