@@ -3,7 +3,8 @@
     python -m bench.notifier_service [--records 20000] [--idle 30] [--data out/bench-notifier-data]
 
 The signals are those `trialwatch replay` raises on bench.generate's stream (seed 3, the pipeline
-benchmark's stream for the default 20,000 records: its mix of INFO, NOTIFY, URGENT and HALT). An
+benchmark's stream for the default 20,000 records: 639 signals, URGENT 387, NOTIFY 249, HALT 3), or all
+of them re-labelled with ``--severity`` (INFO: stored only, nothing sent). An
 isolated deployment, like bench.rules_service: a new database migrated to head, topics with a unique
 prefix, unique consumer groups, one `python -m services.notifier` subprocess and an SMTP sink
 (`python -m services.smtp_sink`) on ports of its own; all of it removed afterwards.
@@ -65,6 +66,11 @@ def replayed_signals(records: int, data: Path) -> list[bytes]:
     if done.returncode not in (0, 1):  # 1: some records rejected, as generated
         raise RuntimeError(done.stderr.decode()[-3000:])
     return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+def with_severity(value: bytes, severity: str) -> bytes:
+    """The signal as if its rule had ``severity`` (INFO: stored, never sent)."""
+    return json.dumps(json.loads(value) | {"severity": severity}).encode()
 
 
 class Notifier:
@@ -177,6 +183,8 @@ async def measure(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_settings("test", create=False)
     signals = replayed_signals(args.records, args.data)[: args.signals or None]
+    if args.severity:
+        signals = [with_severity(value, args.severity) for value in signals]
     severities = collections.Counter(json.loads(value)["severity"] for value in signals)
     prefix, name = f"bench.{uuid.uuid4().hex[:8]}.", f"bench_notifier_{uuid.uuid4().hex[:10]}"
     topics = [prefix + base for base in (*TOPICS, DLQ)]
@@ -207,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.notifier_service", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000, help="records of the generated stream")
     parser.add_argument("--signals", type=int, default=0, help="publish only the first N signals (0: all)")
+    parser.add_argument("--severity", help="publish every signal with this severity (INFO: stored only)")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of each idle measurement")
     parser.add_argument("--data", type=Path, default=Path("out/bench-notifier-data"))
     parser.add_argument("--log-dir", default="out")

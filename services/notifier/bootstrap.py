@@ -20,13 +20,13 @@ from services.notifier.adapters.tables import Outbox
 from services.notifier.adapters.webhook import WebhookSender
 from services.notifier.app import create_router
 from services.notifier.consumers import DecisionRecords, SignalRecords
-from services.notifier.context import Context
+from services.notifier.context import Context, Wakeups
 from services.notifier.decisions import Decisions
 from services.notifier.dispatch import Dispatcher, Links
 from services.notifier.domain.links import link_key
 from services.notifier.http_api import create_api
 from services.notifier.intake import Intake
-from services.notifier.loops import Loop
+from services.notifier.loops import Coalesced, Loop
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.scheduler import Scheduler
 from services.notifier.sender import DeliverySender, SendPolicy
@@ -48,6 +48,8 @@ CONCURRENT_BESIDES_SENDS = 7
 #: The relay is woken by every commit that wrote to the outbox; its poll only finds rows a crash left.
 #: Alert changes are no one's deadline (the deliveries are), so it polls rarely: idle CPU.
 RELAY_POLL_SECONDS = 5.0
+#: ...and woken 0.25 s after the first commit of a burst, once for all of it: fewer, fuller produce requests.
+RELAY_DELAY_SECONDS = 0.25
 
 
 @dataclass
@@ -151,14 +153,15 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     dispatcher = Dispatcher(routing, Links(link_key(secret), public_url), smtp.message_id_domain)
     loops: list[Loop] = []
 
-    def wake() -> None:
-        relay.wake()
+    def wake_sender() -> None:
         loops[0].wake()
 
-    def wake_scheduler() -> None:
-        loops[1].wake()
+    def timer_scheduled(at: datetime) -> None:
+        if scheduler.expects(at):
+            loops[1].wake()
 
-    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake, wake_scheduler)
+    wakeups = Wakeups(Coalesced(relay.wake, RELAY_DELAY_SECONDS), wake_sender, timer_scheduled)
+    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wakeups)
     metrics = NotifierMetrics(registry)
     webhooks = WebhookSender(secret, notifier.webhook_timeout)
     channels: dict[str, Sender] = {"email": SmtpSender(smtp), "webhook": webhooks}

@@ -83,3 +83,21 @@ class Loop:
         except TimeoutError:
             return
         self._wake.clear()
+
+
+class Coalesced:
+    """Calls ``action`` ``delay`` seconds after the first call since it last ran: a burst of calls (a commit
+    each) becomes one."""
+
+    def __init__(self, action: Callable[[], None], delay: float) -> None:
+        self._action = action
+        self._delay = delay
+        self._pending: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self._delay, self._run)
+
+    def _run(self) -> None:
+        self._pending = None
+        self._action()

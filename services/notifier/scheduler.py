@@ -38,6 +38,14 @@ class Scheduler:
             count += 1
         return count
 
+    def expects(self, at: datetime) -> bool:
+        """Notes a timer scheduled to fire ``at``; True when that is earlier than the earliest timer this
+        scheduler knew of (it must then be woken to sleep less)."""
+        if self._next is not None and self._next <= at:
+            return False
+        self._next = at
+        return True
+
     def until_due(self) -> float | None:
         """Seconds until the earliest waiting timer, as of the last step (None: no timer waits)."""
         return None if self._next is None else (self._next - self._context.clock()).total_seconds()

@@ -30,7 +30,8 @@ class Unit:
     session: AsyncSession
     notes: list[AuditNote | Queued] = field(default_factory=list)
     published: int = 0
-    scheduled: int = 0
+    queued: int = 0
+    earliest_timer: datetime | None = None
     _alerts: list[dict[str, Any]] = field(default_factory=list)
     _deliveries: list[Queued] = field(default_factory=list)
     _timers: list[dict[str, Any]] = field(default_factory=list)
@@ -67,10 +68,12 @@ class Unit:
         """Writes the rows queued so far (before a query that must see them)."""
         alerts, queued, timer_rows = self._alerts, self._deliveries, self._timers
         self._alerts, self._deliveries, self._timers = [], [], []
-        self.scheduled += len(timer_rows)
         await _insert_alerts(self.session, alerts)
         await deliveries.queue_many(self.session, queued)
         await timers.schedule_many(self.session, timer_rows)
+        self.queued += sum(item.delivery_id is not None for item in queued)
+        fire_at = [row["fire_at"] for row in timer_rows]
+        self.earliest_timer = min(fire_at + ([self.earliest_timer] if self.earliest_timer else []), default=None)
 
     async def finish(self) -> None:
         await self.flush()
