@@ -68,7 +68,7 @@ class Actions:
             alerts.set_state(alert, "acknowledged", now)
             alert.acknowledged_at, alert.acknowledged_by, alert.ack_comment = now, actor.name, comment
             unit.audit(actor.name, "alert.acknowledged", alert_id, role=role, via=actor.via, comment=comment)
-            await self._context.changed(unit, alert, now, actor.name)
+            self._context.changed(unit, alert, now, actor.name)
             return alerts.summary(alert)
 
     async def acknowledge_link(self, token: str, comment: str | None) -> dict[str, Any]:
@@ -86,7 +86,7 @@ class Actions:
             alerts.set_state(alert, "resolved", now)
             alert.resolved_at, alert.resolved_by, alert.resolution = now, actor.name, comment or "resolved"
             unit.audit(actor.name, "alert.resolved", alert_id, role=role, via=actor.via, resolution=alert.resolution)
-            await self._context.changed(unit, alert, now, actor.name)
+            self._context.changed(unit, alert, now, actor.name)
             return alerts.summary(alert)
 
     async def submit(self, signal_id: str, actor: Actor, submitted_at: datetime | None) -> RegRecord:
@@ -101,7 +101,7 @@ class Actions:
             record = reg_record(alert.payload, config.clocks, submitted_at or now)
             if alert.submitted_at is not None:
                 raise ConflictError(f"the submission of {signal_id} was recorded at {alert.submitted_at.isoformat()}")
-            await unit.publish(self._record_message(record))
+            unit.publish(self._record_message(record))
             alert.submitted_at = submitted_at or now
             unit.audit(
                 actor.name, "clock.submitted", alert.alert_id, role=role, via=actor.via, record=record.model_dump()
@@ -113,7 +113,7 @@ class Actions:
                     actor.name,
                     f"submitted ({record.REGCLOCK})",
                 )
-                await self._context.changed(unit, alert, now, actor.name)
+                self._context.changed(unit, alert, now, actor.name)
             return record
 
     def _record_message(self, record: RegRecord) -> OutboxMessage:

@@ -46,13 +46,16 @@ class Polling:
     max_wait_ms: int = 500
 
 
-#: Signals are few and wanted soon (an URGENT alert goes out at once). The broker holds an empty fetch 50 ms,
-#: not Kafka's 500: aiokafka fetches only partitions with nothing buffered, so the study's busy partition
-#: would otherwise wait behind a fetch for the idle ones (safety_rules measured ~450 ms so).
-SIGNAL_POLLING = Polling(max_records=500, timeout_ms=50, max_wait_ms=50)
+#: Signals are few and wanted soon (an URGENT alert goes out at once). A signal arriving while a fetch is
+#: held is returned at once, so the broker's wait (Kafka's 500 ms) delays a signal only behind a backlog of
+#: more than a poll (aiokafka fetches only partitions with nothing buffered; safety_rules, whose input is
+#: such a backlog, holds 20 ms). Each held fetch that returns empty costs CPU: 50 ms made 20 a second of
+#: them, most of the idle notifier's CPU (bench.notifier_service).
+SIGNAL_POLLING = Polling(max_records=500, timeout_ms=100, max_wait_ms=500)
 #: Ingested records are many and only their rare DSMB decisions matter, where a second is nothing: large
-#: fetches keep the polls (and offset commits) few at any rate.
-EVENT_POLLING = Polling(max_records=2000, timeout_ms=250, min_bytes=256 * 1024, max_wait_ms=250)
+#: fetches keep the polls (and offset commits) few at any rate; 2,000 records a fetch of at most 500 ms
+#: keeps up with 4,000 records/s.
+EVENT_POLLING = Polling(max_records=2000, timeout_ms=250, min_bytes=256 * 1024, max_wait_ms=500)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.actions import Actions
 from services.notifier.adapters.channels import Sender
@@ -19,13 +20,13 @@ from services.notifier.adapters.tables import Outbox
 from services.notifier.adapters.webhook import WebhookSender
 from services.notifier.app import create_router
 from services.notifier.consumers import DecisionRecords, SignalRecords
-from services.notifier.context import Context
+from services.notifier.context import Context, Wakeups
 from services.notifier.decisions import Decisions
 from services.notifier.dispatch import Dispatcher, Links
 from services.notifier.domain.links import link_key
 from services.notifier.http_api import create_api
 from services.notifier.intake import Intake
-from services.notifier.loops import Loop
+from services.notifier.loops import Coalesced, Loop
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.scheduler import Scheduler
 from services.notifier.sender import DeliverySender, SendPolicy
@@ -44,6 +45,11 @@ CLIENT_ID = "trialwatch-notifier"
 #: Transactions that can be open at once besides the sends: the two subscribers, the relay, the scheduler,
 #: the metrics, the sender's claim and settling, an API request.
 CONCURRENT_BESIDES_SENDS = 7
+#: The relay is woken by every commit that wrote to the outbox; its poll only finds rows a crash left.
+#: Alert changes are no one's deadline (the deliveries are), so it polls rarely: idle CPU.
+RELAY_POLL_SECONDS = 5.0
+#: ...and woken 0.25 s after the first commit of a burst, once for all of it: fewer, fuller produce requests.
+RELAY_DELAY_SECONDS = 0.25
 
 
 @dataclass
@@ -52,6 +58,7 @@ class NotifierRuntime(ServiceRuntime):
 
     loops: tuple[Loop, ...] = ()
     webhooks: WebhookSender | None = None
+    markers: AsyncEngine | None = None
 
     async def start(self) -> None:
         await super().start()
@@ -63,6 +70,8 @@ class NotifierRuntime(ServiceRuntime):
             await loop.stop()
         if self.webhooks is not None:
             await self.webhooks.close()
+        if self.markers is not None:
+            await self.markers.dispose()
         await super().stop()
 
     async def health(self) -> dict[str, str]:
@@ -85,6 +94,14 @@ def _pooled(database: DatabaseSettings, notifier: NotifierSettings) -> DatabaseS
     transaction whenever more are open than the pool holds, as under a burst of signals and sends."""
     needed = notifier.send_concurrency + CONCURRENT_BESIDES_SENDS
     return database.model_copy(update={"pool_size": max(database.pool_size, needed)})
+
+
+def _marker_engine(database: DatabaseSettings, notifier: NotifierSettings) -> AsyncEngine:
+    """Connections for the senders' point-of-no-return markers: autocommit, one per concurrent send, no
+    pre-ping (a marker on a connection the database dropped fails, and the send with it: see sender.py)."""
+    pooled = database.model_copy(update={"pool_size": notifier.send_concurrency})
+    engine = create_engine(pooled, application_name=f"{CLIENT_ID}-markers", pre_ping=False)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _check_lease(policy: SendPolicy, channels: Mapping[str, Sender]) -> None:
@@ -130,32 +147,37 @@ def build(settings: ServiceSettings, notifier: NotifierSettings, smtp: SmtpSetti
     broker = create_broker(settings.kafka, client_id=CLIENT_ID, registry=registry, logger=kafka_logger)
     engine = create_engine(_pooled(settings.database, notifier), application_name=CLIENT_ID)
     sessions = create_session_factory(engine)
-    relay = OutboxRelay(sessions, Outbox, kafka_publish(broker))
+    relay = OutboxRelay(sessions, Outbox, kafka_publish(broker), poll_interval=RELAY_POLL_SECONDS)
     secret = notifier.hmac_secret.get_secret_value().encode()
     public_url = notifier.public_url or f"http://{settings.listen.host}:{settings.port}"
     dispatcher = Dispatcher(routing, Links(link_key(secret), public_url), smtp.message_id_domain)
     loops: list[Loop] = []
 
-    def wake() -> None:
-        relay.wake()
+    def wake_sender() -> None:
         loops[0].wake()
 
-    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wake)
+    def timer_scheduled(at: datetime) -> None:
+        if scheduler.expects(at):
+            loops[1].wake()
+
+    wakeups = Wakeups(Coalesced(relay.wake, RELAY_DELAY_SECONDS), wake_sender, timer_scheduled)
+    context = Context(sessions, routing, dispatcher, notifier.topics, lambda: datetime.now(UTC), wakeups)
     metrics = NotifierMetrics(registry)
     webhooks = WebhookSender(secret, notifier.webhook_timeout)
     channels: dict[str, Sender] = {"email": SmtpSender(smtp), "webhook": webhooks}
     policy = _policy(notifier)
     _check_lease(policy, channels)
-    sender = DeliverySender(context, channels, policy, metrics)
+    markers = _marker_engine(settings.database, notifier)
+    sender, scheduler = DeliverySender(context, channels, policy, metrics, markers), Scheduler(context)
     loops += [
-        Loop("sender", sender.send_due, notifier.poll_interval),
-        Loop("scheduler", Scheduler(context).fire_due, notifier.poll_interval),
+        Loop("sender", sender.send_due, notifier.poll_interval, sender.until_due),
+        Loop("scheduler", scheduler.fire_due, notifier.poll_interval, scheduler.until_due),
         Loop("metrics", lambda: metrics.refresh(sessions, context.clock()), notifier.metrics_interval),
     ]
     _subscribe(broker, context, notifier)
     stream = FastStream(broker, logger=kafka_logger)
     runtime = NotifierRuntime(
-        "notifier", stream, broker, engine, registry, relay, loops=tuple(loops), webhooks=webhooks
+        "notifier", stream, broker, engine, registry, relay, loops=tuple(loops), webhooks=webhooks, markers=markers
     )
     api = create_api(context, Actions(context, link_key(secret)), authenticator, link_key(secret))
     return create_http_app(runtime, routers=[api])

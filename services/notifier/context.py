@@ -19,11 +19,21 @@ from services.notifier.domain.routing_config import RoutingConfig
 from services.notifier.settings import NotifierTopics
 from shared.messaging.dead_letter import PoisonMessageError
 
-__all__ = ["SYSTEM_ACTOR", "Context", "UnroutedStudyError"]
+__all__ = ["SYSTEM_ACTOR", "Context", "UnroutedStudyError", "Wakeups"]
 
 
 class UnroutedStudyError(PoisonMessageError):
     """A signal of a study without routing configuration: dead-lettered, never silently dropped."""
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    """Who is told after a commit, and of what: the outbox relay of published records, the sender of
+    queued deliveries, the scheduler of the earliest timer scheduled."""
+
+    relay: Callable[[], None] = lambda: None
+    sender: Callable[[], None] = lambda: None
+    scheduler: Callable[[datetime], None] = lambda at: None
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class Context:
     dispatcher: Dispatcher
     topics: NotifierTopics
     clock: Callable[[], datetime]
-    wake: Callable[[], None]
+    wakeups: Wakeups
 
     def config(self, study_id: str) -> RoutingConfig:
         config = self.routing.get(study_id)
@@ -43,12 +53,16 @@ class Context:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
-        """A transaction; after its commit the senders and the relay are woken if it changed anything (every
-        change is audited). Waking them after an empty unit would spin the sender, whose round opens one."""
+        """A transaction; after its commit the relay, the sender and the scheduler are told of the work it
+        gave them, and only then (the sender's own round opens a unit: waking it after every unit would spin)."""
         async with unit_of_work(self.sessions) as unit:
             yield unit
-        if unit.notes or unit.published:
-            self.wake()
+        if unit.published:
+            self.wakeups.relay()
+        if unit.queued:
+            self.wakeups.sender()
+        if unit.earliest_timer is not None:
+            self.wakeups.scheduler(unit.earliest_timer)
 
-    async def changed(self, unit: Unit, alert: Alert, now: datetime, actor: str | None = None) -> None:
-        await unit.publish(alert_changed(alert, self.topics.alerts, now, actor))
+    def changed(self, unit: Unit, alert: Alert, now: datetime, actor: str | None = None) -> None:
+        unit.publish(alert_changed(alert, self.topics.alerts, now, actor))

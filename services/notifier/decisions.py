@@ -72,4 +72,4 @@ class Decisions:
             alert.resolved_at, alert.resolved_by = now, f"dsmb:{decision.source}"
             alert.resolution = f"DSMB RESUME ({decision.source})"
             unit.audit(SYSTEM_ACTOR, "alert.resolved", alert.alert_id, resolution=alert.resolution)
-            await self._context.changed(unit, alert, now)
+            self._context.changed(unit, alert, now)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from services.notifier.adapters.deliveries import NewDelivery, queue_delivery
+from services.notifier.adapters.audit import SYSTEM_ACTOR
+from services.notifier.adapters.deliveries import NewDelivery, Queued
 from services.notifier.adapters.tables import Alert
 from services.notifier.adapters.unit import Unit
 from services.notifier.domain.links import AckClaim, sign_link
@@ -19,7 +20,8 @@ from services.notifier.domain.model import Channel, Receiver
 from services.notifier.domain.routing_config import RoutingConfig
 from shared.events import deterministic_id
 
-SYSTEM_ACTOR = "system:notifier"
+__all__ = ["CLOSED_STATES", "SYSTEM_ACTOR", "Dispatcher", "Links", "Outgoing", "message_id"]
+
 CLOSED_STATES = ("acknowledged", "resolved")
 
 
@@ -70,17 +72,23 @@ class Dispatcher:
 
     async def queue(self, unit: Unit, outgoing: Outgoing, now: datetime) -> int:
         """Queues ``outgoing`` for every channel of its receivers; returns how many deliveries are new."""
+        queued = self.defer(unit, outgoing, now)
+        await unit.flush()
+        return sum(item.delivery_id is not None for item in queued)
+
+    def defer(self, unit: Unit, outgoing: Outgoing, now: datetime) -> list[Queued]:
+        """``queue`` without writing yet: the unit writes the deliveries with its other rows."""
         config = self._routing[outgoing.alerts[0].study_id]
         alert_ids = [alert.alert_id for alert in outgoing.alerts]
         signal_id = outgoing.alerts[0].signal_id if len(alert_ids) == 1 else None
-        queued = 0
+        queued = []
         for receiver in (config.receivers[name] for name in dict.fromkeys(outgoing.receivers)):
             for channel in receiver.channels:
                 message = self._message(receiver, channel, outgoing, now)
                 new = self._new(
                     outgoing.dispatch_key, outgoing.kind, alert_ids, receiver=receiver, channel=channel, message=message
                 )
-                queued += await self._queue_one(unit, new, signal_id, now)
+                queued.append(unit.queue_delivery(replace(new, signal_id=signal_id), now))
         return queued
 
     async def queue_notice(
@@ -94,15 +102,16 @@ class Dispatcher:
         now: datetime,
     ) -> int:
         """Tells the routing's ``failures.notify`` receivers that ``delivery`` failed for good or is unconfirmed."""
-        queued = 0
+        queued = []
         for receiver in (config.receivers[name] for name in config.failure_receivers):
             for channel in receiver.channels:
                 message = delivery_notice(kind, delivery, reason, recipient=channel.address, now=now)
                 key = f"{kind}:{delivery['id']}"
                 alert_ids = list(delivery["alert_ids"])
                 new = self._new(key, kind, alert_ids, receiver=receiver, channel=channel, message=message)
-                queued += await self._queue_one(unit, new, None, now)
-        return queued
+                queued.append(unit.queue_delivery(new, now))
+        await unit.flush()
+        return sum(item.delivery_id is not None for item in queued)
 
     def _new(
         self, key: str, kind: str, alert_ids: list[str], *, receiver: Receiver, channel: Channel, message: Message
@@ -119,23 +128,3 @@ class Dispatcher:
             message_id=message_id(key, channel.address, channel.kind, self._domain),
             message={"subject": message.subject, "text": message.text, "body": dict(message.body)},
         )
-
-    @staticmethod
-    async def _queue_one(unit: Unit, new: NewDelivery, signal_id: str | None, now: datetime) -> int:
-        new = replace(new, signal_id=signal_id)
-        delivery_id = await queue_delivery(unit.session, new, now)
-        if delivery_id is None:
-            return 0
-        unit.audit(
-            SYSTEM_ACTOR,
-            "delivery.queued",
-            new.alert_ids[0] if len(new.alert_ids) == 1 else None,
-            delivery_id=delivery_id,
-            kind=new.kind,
-            receiver=new.receiver,
-            channel=new.channel,
-            recipient=new.recipient,
-            message_id=new.message_id,
-            alert_ids=new.alert_ids,
-        )
-        return 1

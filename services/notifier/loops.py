@@ -1,5 +1,6 @@
 """The notifier's background loops (senders, scheduler, metrics): each repeats one step, sleeps when the
-step found nothing to do (or until woken), and backs off while the database is away.
+step found nothing to do (until woken, until its next known due time, or at most ``interval``), and backs
+off while the database is away.
 
 A failed step is not swallowed: it is counted and kept as ``last_error`` (``/healthz`` reports a loop that
 keeps failing), and the work it was doing stays in PostgreSQL to be picked up by the next step.
@@ -16,6 +17,8 @@ from shared.messaging.retry import Backoff
 
 FAILURES_UNHEALTHY = 3
 STOP_TIMEOUT = 10.0
+#: The shortest sleep after a step that found nothing: a row due but locked by another transaction must not spin.
+MIN_PAUSE = 0.05
 
 log = get_logger(__name__)
 
@@ -25,6 +28,9 @@ class Loop:
     name: str
     step: Callable[[], Awaitable[int]]
     interval: float
+    #: Seconds until the step has work again as far as it knows (None: unknown); the loop then sleeps that
+    #: long rather than ``interval``, or until woken (by this process's commits, see bootstrap).
+    until_due: Callable[[], float | None] = lambda: None
     backoff: Backoff = field(default_factory=lambda: Backoff(first=0.5, cap=30.0))
     consecutive_failures: int = 0
     last_error: str | None = None
@@ -68,7 +74,8 @@ class Loop:
                 continue
             self.consecutive_failures, self.last_error = 0, None
             if not done:
-                await self._pause(self.interval)
+                due_in = self.until_due()
+                await self._pause(self.interval if due_in is None else min(self.interval, max(due_in, MIN_PAUSE)))
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -76,3 +83,21 @@ class Loop:
         except TimeoutError:
             return
         self._wake.clear()
+
+
+class Coalesced:
+    """Calls ``action`` ``delay`` seconds after the first call since it last ran: a burst of calls (a commit
+    each) becomes one."""
+
+    def __init__(self, action: Callable[[], None], delay: float) -> None:
+        self._action = action
+        self._delay = delay
+        self._pending: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self._delay, self._run)
+
+    def _run(self) -> None:
+        self._pending = None
+        self._action()

@@ -24,6 +24,7 @@ TimerHandler = Callable[[Unit, Timer, datetime], Awaitable[str]]
 class Scheduler:
     def __init__(self, context: Context) -> None:
         self._context = context
+        self._next: datetime | None = None
         self._handlers: dict[str, TimerHandler] = {
             "digest": self._digest,
             "escalation": self._escalation,
@@ -37,11 +38,24 @@ class Scheduler:
             count += 1
         return count
 
+    def expects(self, at: datetime) -> bool:
+        """Notes a timer scheduled to fire ``at``; True when that is earlier than the earliest timer this
+        scheduler knew of (it must then be woken to sleep less)."""
+        if self._next is not None and self._next <= at:
+            return False
+        self._next = at
+        return True
+
+    def until_due(self) -> float | None:
+        """Seconds until the earliest waiting timer, as of the last step (None: no timer waits)."""
+        return None if self._next is None else (self._next - self._context.clock()).total_seconds()
+
     async def _fire_one(self) -> bool:
         now = self._context.clock()
         async with self._context.unit() as unit:
             timer = await timers.claim_due(unit.session, now)
             if timer is None:
+                self._next = await timers.next_fire_at(unit.session)
                 return False
             outcome = await self._handlers[timer.kind](unit, timer, now)
             timers.fired(timer, now, outcome)
@@ -88,8 +102,7 @@ class Scheduler:
         queued = await self._context.dispatcher.queue(unit, outgoing, now)
         unit.audit(SYSTEM_ACTOR, "alert.escalated", alert.alert_id, step=step, receivers=list(receivers))
         if escalation_receivers(config, severity, alert.routing["receivers"], step + 1) is not None:
-            await timers.schedule(
-                unit.session,
+            unit.schedule(
                 key=f"escalation:{alert.alert_id}:{step + 1}",
                 kind="escalation",
                 study_id=alert.study_id,

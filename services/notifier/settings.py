@@ -41,7 +41,13 @@ class NotifierSettings(SettingsFragment):
     retry_first: float = Field(default=2.0, gt=0, validation_alias="TRIALWATCH_NOTIFIER_RETRY_FIRST")
     retry_cap: float = Field(default=300.0, gt=0, validation_alias="TRIALWATCH_NOTIFIER_RETRY_CAP")
     lease_seconds: float = Field(default=60.0, gt=0, validation_alias="TRIALWATCH_NOTIFIER_LEASE_SECONDS")
-    poll_interval: float = Field(default=1.0, gt=0, validation_alias="TRIALWATCH_NOTIFIER_POLL_INTERVAL")
+    poll_interval: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="TRIALWATCH_NOTIFIER_POLL_INTERVAL",
+        description="the longest the sender and scheduler sleep: they are woken by the notifier's commits and "
+        "sleep until the next delivery or timer is due; this bounds the wait for work another process made",
+    )
     metrics_interval: float = Field(default=5.0, gt=0, validation_alias="TRIALWATCH_NOTIFIER_METRICS_INTERVAL")
     webhook_timeout: float = Field(default=10.0, gt=0, validation_alias="TRIALWATCH_WEBHOOK_TIMEOUT")
     users_file: Path | None = Field(default=None, validation_alias="TRIALWATCH_USERS_FILE")

@@ -92,3 +92,24 @@ async def test_reordered_entries_are_named(chain: AsyncEngine, database: str) ->
     done = await asyncio.to_thread(verify, database)
     assert done.returncode == 1
     assert "BROKEN at entry 2" in done.stderr
+
+
+async def test_transactions_of_many_entries_chain_in_order_and_verify(database: str) -> None:
+    """A poll's transaction appends its entries with one multi-row insert: numbered in chain order, gap-free,
+    the head naming the last; a second transaction continues the chain."""
+    engine = create_async_engine(database)
+    await tamper(engine, "TRUNCATE notifier.audit_log, notifier.audit_head RESTART IDENTITY")
+    sessions = async_sessionmaker(engine)
+    for _ in range(2):
+        notes = [AuditNote("system:notifier", "delivery.queued", f"alert-{n}", {"n": n}) for n in range(700)]
+        async with sessions.begin() as session:
+            await append_audit(session, notes)
+    async with engine.connect() as connection:
+        ids = (await connection.execute(text("SELECT id, detail->>'n' FROM notifier.audit_log ORDER BY id"))).all()
+        head = (await connection.execute(text("SELECT last_id FROM notifier.audit_head"))).scalar_one()
+    await engine.dispose()
+    assert [row[0] for row in ids] == list(range(1, 1401)) and head == 1400
+    assert [int(row[1]) for row in ids] == list(range(700)) * 2
+    done = await asyncio.to_thread(verify, database)
+    assert done.returncode == 0, done.stderr
+    assert "1400 entries" in done.stdout

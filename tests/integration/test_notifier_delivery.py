@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 URGENT_RECEIVERS = ("safety-officer", "medical-monitor", "investigator")
 SIGNALS = 30
 ALERT_DELIVERIES = SIGNALS * len(URGENT_RECEIVERS)
-KILL_AFTER = (20, 45, 70)  # alert deliveries confirmed before each kill -9
+KILL_AFTER = (20, 45, 70)  # messages the server stored before each kill -9 (the last one's 250 held back: in doubt)
 HELD_250 = 0.4  # seconds the server holds its 250 back after storing the message
 LOST_AT_CRASH = "confirmation lost at crash"
 
@@ -152,9 +152,9 @@ async def test_kill_9_three_times_mid_send_every_message_arrives_once_and_no_ale
     for target in KILL_AFTER:
 
         async def mid_send(target: int = target) -> bool:
-            return (await figures_now(rig))["delivered"] >= target
+            return len(recorder.received) >= target
 
-        await rig.eventually(mid_send, f"{target} deliveries confirmed")
+        await rig.eventually(mid_send, f"{target} messages stored by the server")
         process.stop(signal.SIGKILL)
         killed_at.append(await rig.scalar("SELECT clock_timestamp()"))
         at_kill = await figures_now(rig)

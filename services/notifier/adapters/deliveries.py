@@ -9,17 +9,20 @@ one that did is ``in_doubt_expired``: recorded DELIVERED, ``unconfirmed``, and n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import DateTime, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.notifier.adapters.tables import Delivery
+from services.notifier.adapters.audit import SYSTEM_ACTOR, AuditNote
+from services.notifier.adapters.tables import Delivery, table_of
 
 MAX_ERROR_LENGTH = 2000
+DELIVERY = table_of(Delivery)
 
 
 @dataclass(frozen=True)
@@ -36,29 +39,63 @@ class NewDelivery:
     message: dict[str, Any]
 
 
-async def queue_delivery(session: AsyncSession, new: NewDelivery, now: datetime) -> int | None:
-    """Inserts a PENDING delivery; None when this (dispatch key, recipient, channel) was queued before."""
+@dataclass
+class Queued:
+    """A delivery queued in a unit; ``delivery_id`` is set when it is written, None if it was there before."""
+
+    new: NewDelivery
+    at: datetime
+    delivery_id: int | None = None
+
+    def audit_note(self) -> AuditNote | None:
+        if self.delivery_id is None:
+            return None
+        new = self.new
+        detail = {
+            "delivery_id": self.delivery_id,
+            "kind": new.kind,
+            "receiver": new.receiver,
+            "channel": new.channel,
+            "recipient": new.recipient,
+            "message_id": new.message_id,
+            "alert_ids": new.alert_ids,
+        }
+        return AuditNote(SYSTEM_ACTOR, "delivery.queued", new.alert_ids[0] if len(new.alert_ids) == 1 else None, detail)
+
+
+def _row(queued: Queued) -> dict[str, Any]:
+    new = queued.new
+    return {
+        "dispatch_key": new.dispatch_key,
+        "kind": new.kind,
+        "alert_id": new.alert_ids[0] if len(new.alert_ids) == 1 else None,
+        "alert_ids": new.alert_ids,
+        "signal_id": new.signal_id,
+        "receiver": new.receiver,
+        "role": new.role,
+        "recipient": new.recipient,
+        "channel": new.channel,
+        "status": "PENDING",
+        "message_id": new.message_id,
+        "message": new.message,
+        "next_attempt_at": queued.at,
+    }
+
+
+async def queue_many(session: AsyncSession, queued: Sequence[Queued]) -> None:
+    """Inserts PENDING deliveries (one multi-row insert); each gets its ``delivery_id``, or None when its
+    (dispatch key, recipient, channel) was queued before (in this batch too)."""
+    if not queued:
+        return
     statement = (
-        insert(Delivery)
-        .values(
-            dispatch_key=new.dispatch_key,
-            kind=new.kind,
-            alert_id=new.alert_ids[0] if len(new.alert_ids) == 1 else None,
-            alert_ids=new.alert_ids,
-            signal_id=new.signal_id,
-            receiver=new.receiver,
-            role=new.role,
-            recipient=new.recipient,
-            channel=new.channel,
-            status="PENDING",
-            message_id=new.message_id,
-            message=new.message,
-            next_attempt_at=now,
-        )
+        insert(DELIVERY)
         .on_conflict_do_nothing(index_elements=["dispatch_key", "recipient", "channel"])
-        .returning(Delivery.id)
+        .returning(DELIVERY.c.id, DELIVERY.c.dispatch_key, DELIVERY.c.recipient, DELIVERY.c.channel)
     )
-    return (await session.execute(statement)).scalar()
+    written = await session.execute(statement, [_row(item) for item in queued])
+    ids = {(row.dispatch_key, row.recipient, row.channel): row.id for row in written}
+    for item in queued:
+        item.delivery_id = ids.pop((item.new.dispatch_key, item.new.recipient, item.new.channel), None)
 
 
 async def claim(session: AsyncSession, now: datetime, lease: timedelta, batch: int) -> list[Delivery]:
@@ -91,20 +128,30 @@ async def claim(session: AsyncSession, now: datetime, lease: timedelta, batch: i
     return list((await session.scalars(statement)).all())
 
 
-async def mark_in_doubt(session: AsyncSession, delivery_id: int, attempt: int, now: datetime, lease: timedelta) -> bool:
-    """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it)."""
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When a PENDING row is next due: its next attempt, or its lease running out (claimed again, or, past
+    the point of no return, settled as unconfirmed), whichever is later. None: nothing is pending."""
+    due = func.greatest(Delivery.next_attempt_at, Delivery.lease_until, type_=DateTime(timezone=True))
+    return (await session.execute(select(func.min(due)).where(Delivery.status == "PENDING"))).scalar()
+
+
+async def mark_in_doubt(
+    connection: AsyncConnection, delivery_id: int, attempt: int, now: datetime, lease: timedelta
+) -> bool:
+    """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it).
+    One statement, committed on its own when ``connection`` is in autocommit mode."""
     statement = (
-        update(Delivery)
+        update(DELIVERY)
         .where(
-            Delivery.id == delivery_id,
-            Delivery.status == "PENDING",
-            Delivery.attempts == attempt,
-            Delivery.in_doubt_since.is_(None),
+            DELIVERY.c.id == delivery_id,
+            DELIVERY.c.status == "PENDING",
+            DELIVERY.c.attempts == attempt,
+            DELIVERY.c.in_doubt_since.is_(None),
         )
         .values(in_doubt_since=now, lease_until=now + lease)
-        .returning(Delivery.id)
+        .returning(DELIVERY.c.id)
     )
-    return (await session.execute(statement)).scalar() is not None
+    return (await connection.execute(statement)).scalar() is not None
 
 
 async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> list[Delivery]:
@@ -119,14 +166,18 @@ async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> 
     return list((await session.scalars(query)).all())
 
 
-async def delivery_for_update(session: AsyncSession, delivery_id: int, attempt: int) -> Delivery | None:
-    """The row, if still PENDING under this attempt (fenced: a stale sender records nothing)."""
+async def deliveries_for_update(session: AsyncSession, attempts: Sequence[tuple[int, int]]) -> dict[int, Delivery]:
+    """The rows of (delivery id, attempt) still PENDING under that attempt (fenced: a stale sender records
+    nothing), by id; locked in id order."""
+    wanted = dict(attempts)
     query = (
         select(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "PENDING", Delivery.attempts == attempt)
+        .where(Delivery.id.in_(sorted(wanted)), Delivery.status == "PENDING")
+        .order_by(Delivery.id)
         .with_for_update()
     )
-    return (await session.scalars(query)).first()
+    rows = (await session.scalars(query)).all()
+    return {row.id: row for row in rows if row.attempts == wanted[row.id]}
 
 
 def delivered(row: Delivery, now: datetime, reply: str) -> None:

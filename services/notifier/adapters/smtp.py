@@ -6,12 +6,20 @@ so the in-doubt marker is committed after DATA's 354, just before the content an
 written. A reply code is definite at any point (4xx transient, 5xx permanent: not delivered); a
 connection lost or timed out after the content was written leaves the message in doubt. Connection
 problems before it are transient.
+
+A connection is kept after a message was accepted and used for the next one (up to
+``MESSAGES_PER_CONNECTION``; hung up once idle for ``LINGER_SECONDS``, checked after each round of the
+sender that found nothing to send): connecting, greeting, STARTTLS and authentication once, not per
+message. A kept connection the server closed meanwhile fails before the point of no return; the message
+then goes over a new one at once.
 """
 
 from __future__ import annotations
 
+import socket
+import time
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Literal
 
 import aiosmtplib
@@ -25,25 +33,15 @@ from services.notifier.adapters.channels import (
     PointOfNoReturn,
     TransientDeliveryError,
 )
+from services.notifier.adapters.mail_format import ascii_email, email_message
 from services.notifier.adapters.tables import Delivery
 from services.notifier.settings import SmtpSettings
 
 PERMANENT_FROM = 500
 QUIT_TIMEOUT = 1.0
 REPLIES_AFTER_THE_MARKER = 1  # the answer to the end of data
-
-
-def email_message(delivery: Delivery, sender: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = delivery.recipient
-    message["Subject"] = delivery.message["subject"]
-    message["Message-ID"] = delivery.message_id
-    message["Date"] = formatdate(usegmt=True)
-    message["X-TrialWatch-Delivery"] = str(delivery.id)
-    message["X-TrialWatch-Alerts"] = ", ".join(delivery.alert_ids)
-    message.set_content(delivery.message["text"])
-    return message
+LINGER_SECONDS = 5.0
+MESSAGES_PER_CONNECTION = 100
 
 
 class _MarkingClient(aiosmtplib.SMTP):
@@ -55,8 +53,12 @@ class _MarkingClient(aiosmtplib.SMTP):
     holds no network round trip: only the marker's commit returning and the write.
     """
 
-    def __init__(self, point_of_no_return: PointOfNoReturn, **options: object) -> None:
+    def __init__(self, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
+        self._point_of_no_return: PointOfNoReturn | None = None
+        self.passed_point_of_no_return = False
+
+    def next_message(self, point_of_no_return: PointOfNoReturn) -> None:
         self._point_of_no_return = point_of_no_return
         self.passed_point_of_no_return = False
 
@@ -78,6 +80,8 @@ class _MarkingClient(aiosmtplib.SMTP):
             if start.code != SMTPStatus.start_input:
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
             try:
+                if self._point_of_no_return is None:
+                    raise RuntimeError("no point-of-no-return marker for this message")
                 await self._point_of_no_return()
             except BaseException:
                 self.close()  # mid-DATA without the end of data: the server discards what it has
@@ -93,20 +97,41 @@ class _MarkingClient(aiosmtplib.SMTP):
         return response
 
 
+class _StaleConnectionError(Exception):
+    """A kept connection failed before anything of the message could be accepted."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    recipient: str
+    content: EmailMessage | bytes
+
+
+@dataclass
+class _Kept:
+    client: _MarkingClient
+    messages: int
+    idle_since: float
+
+
 class SmtpSender:
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
+        self._kept: list[_Kept] = []
+        self._hostname: str | None = None
 
     @property
     def longest_wait_after_the_point_of_no_return(self) -> float:
         return self._settings.timeout * REPLIES_AFTER_THE_MARKER + QUIT_TIMEOUT
 
-    def _client(self, point_of_no_return: PointOfNoReturn) -> _MarkingClient:
+    def _client(self) -> _MarkingClient:
         settings = self._settings
+        if self._hostname is None:  # aiosmtplib would look it up (a DNS query) for every connection
+            self._hostname = socket.getfqdn()
         return _MarkingClient(
-            point_of_no_return,
             hostname=settings.host,
             port=settings.port,
+            local_hostname=self._hostname,
             username=settings.username,
             password=settings.password.get_secret_value() if settings.password else None,
             start_tls=settings.starttls,
@@ -117,24 +142,70 @@ class SmtpSender:
 
     async def send(self, delivery: Delivery, point_of_no_return: PointOfNoReturn) -> str:
         """Returns the server's reply to the end of data (250 ...)."""
-        client = self._client(point_of_no_return)
+        sender = self._settings.sender
+        message = Outgoing(delivery.recipient, ascii_email(delivery, sender) or email_message(delivery, sender))
+        while self._kept:
+            kept = self._kept.pop()
+            try:
+                return await self._send(kept, message, point_of_no_return)
+            except _StaleConnectionError:
+                continue
+        kept = _Kept(self._client(), 0, time.monotonic())
         try:
-            await client.connect()
-            _, reply = await client.send_message(email_message(delivery, self._settings.sender))
-        except aiosmtplib.SMTPResponseException as error:
-            kind = PermanentDeliveryError if error.code >= PERMANENT_FROM else TransientDeliveryError
-            raise kind(f"SMTP {error.code}: {error.message}") from error
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [refusal.code for refusal in error.recipients]
-            kind = PermanentDeliveryError if min(codes, default=0) >= PERMANENT_FROM else TransientDeliveryError
-            raise kind(f"SMTP recipients refused: {error}") from error
+            await kept.client.connect()
         except (aiosmtplib.SMTPException, OSError) as error:
-            if client.passed_point_of_no_return:
-                raise InDoubtDeliveryError(f"SMTP {type(error).__name__} after the end of data: {error}") from error
-            raise TransientDeliveryError(f"SMTP {type(error).__name__}: {error}") from error
-        finally:
+            await _hang_up(kept.client)
+            raise _classified(error, kept.client) from error
+        return await self._send(kept, message, point_of_no_return)
+
+    async def _send(self, kept: _Kept, message: Outgoing, point_of_no_return: PointOfNoReturn) -> str:
+        client, reused = kept.client, kept.messages > 0
+        client.next_message(point_of_no_return)
+        try:
+            _, reply = await self._transmit(client, message)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
+            await _hang_up(client)
+            if reused and not client.passed_point_of_no_return:
+                raise _StaleConnectionError from error
+            raise _classified(error, client) from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            await _hang_up(client)
+            raise _classified(error, client) from error
+        except BaseException:
+            await _hang_up(client)
+            raise
+        kept.messages, kept.idle_since = kept.messages + 1, time.monotonic()
+        if kept.messages < MESSAGES_PER_CONNECTION:
+            self._kept.append(kept)
+        else:
             await _hang_up(client)
         return f"250 {reply}"
+
+    async def _transmit(self, client: _MarkingClient, message: Outgoing) -> tuple[object, str]:
+        if isinstance(message.content, bytes):  # plain ASCII: the envelope is the message's From and To
+            return await client.sendmail(self._settings.sender, [message.recipient], message.content)
+        return await client.send_message(message.content)
+
+    async def rest(self) -> None:
+        """Nothing more to send for now: hangs up the connections idle for ``LINGER_SECONDS``."""
+        now, kept = time.monotonic(), self._kept
+        self._kept = [k for k in kept if now - k.idle_since < LINGER_SECONDS and k.client.is_connected]
+        for idle in (k for k in kept if k not in self._kept):
+            await _hang_up(idle.client)
+
+
+def _classified(error: Exception, client: _MarkingClient) -> Exception:
+    """What a failed attempt means for the delivery (see the module)."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        kind = PermanentDeliveryError if error.code >= PERMANENT_FROM else TransientDeliveryError
+        return kind(f"SMTP {error.code}: {error.message}")
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in error.recipients]
+        kind = PermanentDeliveryError if min(codes, default=0) >= PERMANENT_FROM else TransientDeliveryError
+        return kind(f"SMTP recipients refused: {error}")
+    if client.passed_point_of_no_return:
+        return InDoubtDeliveryError(f"SMTP {type(error).__name__} after the end of data: {error}")
+    return TransientDeliveryError(f"SMTP {type(error).__name__}: {error}")
 
 
 async def _hang_up(client: aiosmtplib.SMTP) -> None:

@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, Table, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, ProcessedEventMixin, outbox_table_args
@@ -166,3 +166,9 @@ class AuditHead(Base):
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements: a many-row insert with Core is compiled once and
+    cached, where the ORM's bulk insert handles every row in Python first."""
+    return cast(Table, model.__table__)

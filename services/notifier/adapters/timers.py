@@ -7,26 +7,25 @@ transaction as its effects. At most one digest per study is open at a time (a pa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.adapters.tables import Timer
+from services.notifier.adapters.tables import Timer, table_of
 
+TIMER = table_of(Timer)
 OPEN_DIGEST = text("kind = 'digest' AND fired_at IS NULL")
 
 
-async def schedule(
-    session: AsyncSession, *, key: str, kind: str, study_id: str, alert_id: str | None, fire_at: datetime, **detail: Any
-) -> None:
-    """Idempotent: a timer with the same key is scheduled once."""
-    statement = insert(Timer).values(
-        key=key, kind=kind, study_id=study_id, alert_id=alert_id, fire_at=fire_at, detail=detail
-    )
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+async def schedule_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Idempotent: a timer with the same key is scheduled once. Each row: key, kind, study_id, alert_id,
+    fire_at and detail."""
+    if rows:
+        await session.execute(insert(TIMER).on_conflict_do_nothing(index_elements=["key"]), list(rows))
 
 
 async def open_digest(session: AsyncSession, study_id: str, fire_at: datetime) -> Timer:
@@ -48,6 +47,11 @@ async def claim_due(session: AsyncSession, now: datetime) -> Timer | None:
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).first()
+
+
+async def next_fire_at(session: AsyncSession) -> datetime | None:
+    """When the earliest timer not yet fired is due (None: none is waiting)."""
+    return (await session.execute(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None)))).scalar()
 
 
 def fired(timer: Timer, now: datetime, outcome: str) -> None:

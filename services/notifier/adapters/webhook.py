@@ -63,5 +63,8 @@ class WebhookSender:
             raise TransientDeliveryError(detail)
         raise PermanentDeliveryError(detail)
 
+    async def rest(self) -> None:
+        """The HTTP client keeps its own pool (and closes idle connections itself)."""
+
     async def close(self) -> None:
         await self._client.aclose()
