@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.ingest.domain.construct import construct
 from services.ingest.domain.keys import content_hash, event_id, without_key
 from services.ingest.domain.model import ParserConfig
 from services.ingest.domain.quantities import parse_qualified
@@ -26,6 +25,7 @@ from services.ingest.domain.results import canonical_reading, vital_event
 from services.ingest.domain.terminology import Terminology
 from services.ingest.domain.times import iso_time
 from shared.events import AdverseEventReported, DoseRecorded, Event, InjectionSiteReported
+from shared.events.construct import construct
 
 Record = dict[str, Any]
 #: (dedup key, events) of a record; None: not the usual shape, read it with the general path.
