@@ -25,10 +25,15 @@ def event_id(dedup_key: str, source: str, ordinal: int) -> str:
     return uuid5_text(digest.hexdigest())
 
 
+#: An empty SHA-256 state, copied for every content hash (cheaper than setting up a new one).
+_SHA256 = hashlib.sha256()
+
+
 def content_hash(content: Any) -> str:
     """A short (64-bit) SHA-256 of JSON content with sorted keys: equal content, equal hash."""
-    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()[:16]
+    digest = _SHA256.copy()
+    digest.update(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:16]
 
 
 def without_key(content: dict[str, Any], key: str) -> dict[str, Any]:
