@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from shared.events.clinical import (
     AdverseEventReported,
@@ -19,7 +19,8 @@ from shared.events.envelope import Event, deterministic_id, utc_iso
 from shared.events.record import RecordIngested
 from shared.events.signal import AlertChanged, Signal
 
-CLINICAL_EVENT_ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent)
+# built on first use, as the models are (envelope.MODEL_CONFIG)
+CLINICAL_EVENT_ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent, config=ConfigDict(defer_build=True))
 
 __all__ = [
     "CLINICAL_EVENT_ADAPTER",

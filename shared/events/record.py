@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.events.clinical import ClinicalEvent
+from shared.events.envelope import MODEL_CONFIG
 
 
 class RecordIngested(BaseModel):
     """An accepted source record (HL7 message, FHIR resource, NDJSON line) with the events it yields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     kind: Literal["record.ingested"] = "record.ingested"
     schema_version: Literal[1] = 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AwareDatetime, BaseModel, Field, field_serializer
 
-from shared.events.envelope import utc_iso
+from shared.events.envelope import MODEL_CONFIG, utc_iso
 
 Severity = Literal["INFO", "NOTIFY", "URGENT", "HALT"]
 Action = Literal["NONE", "REPEAT_LAB", "HOLD_DOSE", "DISCONTINUE_TREATMENT", "PAUSE_STUDY", "DATA_QUERY"]
@@ -16,7 +16,7 @@ SignalStatus = Literal["RAISED", "RETRACTED"]
 class Signal(BaseModel):
     """One signal, exactly the JSON object of INTERFACES §3 (published on trialwatch.signals.v1)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     kind: Literal["signal"] = Field(default="signal", exclude=True)
     schema_version: Literal[1] = Field(default=1, exclude=True)
@@ -52,7 +52,7 @@ AlertState = Literal["open", "notified", "acknowledged", "resolved"]
 class AlertChanged(BaseModel):
     """An alert's state change, published by the notifier on trialwatch.alerts.v1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     kind: Literal["alert"] = "alert"
     schema_version: Literal[1] = 1

@@ -39,3 +39,12 @@ def test_signal_line_is_the_public_object_byte_for_byte() -> None:
     kinds = {(signal.rule_id, signal.status) for signal in signals}
     assert {("LAB-ANC-4", "RETRACTED"), ("SPONSOR-24H", "RAISED"), ("H-SI", "RAISED"), ("LAB-FN", "RAISED")} <= kinds
     assert any(signal.due_at is not None for signal in signals)
+
+
+def test_every_corpus_signal_is_a_valid_signal() -> None:
+    # the engine builds signals without pydantic's validation (safety_rules.domain.signals.build_signal)
+    signals = corpus_signals()
+    assert any(signal.subject_id is None for signal in signals)  # halting
+    for signal in signals:
+        validated = Signal.model_validate_json(signal.model_dump_json())
+        assert list(validated.__dict__.items()) == list(signal.__dict__.items()), signal.rule_id

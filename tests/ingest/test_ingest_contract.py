@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -14,6 +15,7 @@ from services.ingest.domain import Parsed, ParserConfig, parse_stream
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.keys import event_id
 from shared.events import CLINICAL_EVENT_ADAPTER, Event, deterministic_id
+from shared.events.envelope import TRIALWATCH_NAMESPACE
 
 FAMILIES = {
     "lab.result",
@@ -65,7 +67,9 @@ def test_event_ids_are_shared_deterministic_ids() -> None:
     for _ in range(500):
         key, source = ("".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(2))
         ordinal = rng.randint(0, 10_000)
-        expected = deterministic_id(key, source, str(ordinal))
+        expected = str(uuid.uuid5(TRIALWATCH_NAMESPACE, f"{key}\x1f{source}\x1f{ordinal}"))  # the definition
+        assert deterministic_id(key, source, str(ordinal)) == expected
+        assert deterministic_id(*key.split("a")) == str(uuid.uuid5(TRIALWATCH_NAMESPACE, "\x1f".join(key.split("a"))))
         assert event_id(key, source, ordinal) == expected
         envelope = RecordContext("S", None, key, None).envelope("dose", source, ordinal, datetime.now(UTC))
         assert envelope["event_id"] == expected

@@ -265,10 +265,13 @@ class Harness:
         self.engine = Engine(config or packaged_study(), self.store)
 
     def send(self, *records: Record) -> list[Signal]:
-        """Process records in order; the signals of all of them."""
+        """Process records in order; the signals of all of them (each checked to be a valid Signal: the
+        engine builds them without pydantic's validation, `signals.build_signal`)."""
         out: list[Signal] = []
         for record in records:
             out += self.engine.process(record)
+        for signal in out:
+            assert Signal.model_validate(signal.model_dump()) == signal, signal
         return out
 
     def dosed(self, subject: str = SUBJECT, at: datetime = DOSE_DAY) -> None:

@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from services.ingest.domain.age import AgeUnit, age_at
-from services.ingest.domain.keys import NAMESPACE_SHA1, uuid5_text
 from shared.events import LabResultRecorded
+from shared.events.envelope import NAMESPACE_SHA1, uuid5_text
 
 _LAB_RESULT_FIELDS = tuple(LabResultRecorded.model_fields)
 

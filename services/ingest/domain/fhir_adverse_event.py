@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.fhir_fields import (
     codings,
@@ -26,6 +25,7 @@ from services.ingest.domain.model import InputError, ParserConfig
 from services.ingest.domain.terminology import AdverseEventCodes
 from shared.events import AdverseEventReported, Event
 from shared.events.clinical import SeriousnessCriterion
+from shared.events.construct import construct
 
 _GRADES = frozenset(range(6))
 _GRADE_CODES = {str(grade): grade for grade in _GRADES}

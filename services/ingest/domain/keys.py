@@ -2,8 +2,8 @@
 
 Event ids are `shared.events.deterministic_id(dedup_key, source, ordinal)` (uuid5 in the TrialWatch
 namespace): the same record version gives the same ids in replay and live, a new version new ids, and
-nothing depends on file names or ingestion time. They are computed here from a copied SHA-1 state of the
-namespace, because `uuid.uuid5` costs more than the rest of parsing an OBX (a test pins equality).
+nothing depends on file names or ingestion time. They are computed from a copied SHA-1 state of the
+namespace (`shared.events.envelope`), because `uuid.uuid5` costs more than the rest of parsing an OBX.
 """
 
 from __future__ import annotations
@@ -13,18 +13,9 @@ from typing import Any
 
 import orjson
 
-from shared.events.envelope import TRIALWATCH_NAMESPACE
+from shared.events.envelope import NAMESPACE_SHA1, uuid5_text
 
 _SEPARATOR = "\x1f"
-#: SHA-1 state after the uuid5 namespace; copied for every id.
-NAMESPACE_SHA1 = hashlib.sha1(TRIALWATCH_NAMESPACE.bytes)
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def uuid5_text(sha1_hex: str) -> str:
-    """The RFC 4122 text of a version-5 UUID from the hex SHA-1 of its name, as `uuid.uuid5` gives it."""
-    h = sha1_hex
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def event_id(dedup_key: str, source: str, ordinal: int) -> str:
@@ -34,10 +25,15 @@ def event_id(dedup_key: str, source: str, ordinal: int) -> str:
     return uuid5_text(digest.hexdigest())
 
 
+#: An empty SHA-256 state, copied for every content hash (cheaper than setting up a new one).
+_SHA256 = hashlib.sha256()
+
+
 def content_hash(content: Any) -> str:
     """A short (64-bit) SHA-256 of JSON content with sorted keys: equal content, equal hash."""
-    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()[:16]
+    digest = _SHA256.copy()
+    digest.update(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:16]
 
 
 def without_key(content: dict[str, Any], key: str) -> dict[str, Any]:

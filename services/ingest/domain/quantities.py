@@ -47,8 +47,10 @@ def number_of(value: object) -> Decimal | None:
     return parse_number(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_qualified(text: str) -> Reading:
-    """A number with an optional leading comparator, as in `<0.5` (HL7 ST, SDTM --ORRES)."""
+    """A number with an optional leading comparator, as in `<0.5` (HL7 ST, SDTM --ORRES); cached, as a
+    temperature stream repeats a few hundred values (the reading is immutable)."""
     stripped = text.strip()
     if not stripped:
         return None, None, "value missing"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 
-from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.model import InputError
 from services.ingest.domain.quantities import parse_qualified
@@ -30,6 +29,7 @@ from services.ingest.domain.results import ResultInput, ResultProfile, result_ev
 from services.ingest.domain.terminology import Terminology
 from shared.events import AdverseEventReported, Event
 from shared.events.clinical import SeriousnessCriterion
+from shared.events.construct import construct
 
 CRITERIA: tuple[tuple[SeriousnessCriterion, SeriousnessCriterion], ...] = tuple(
     (name, name) for name in ("AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE")

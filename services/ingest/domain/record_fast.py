@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.ingest.domain.construct import construct
 from services.ingest.domain.keys import content_hash, event_id, without_key
 from services.ingest.domain.model import ParserConfig
 from services.ingest.domain.quantities import parse_qualified
@@ -26,6 +25,7 @@ from services.ingest.domain.results import canonical_reading, vital_event
 from services.ingest.domain.terminology import Terminology
 from services.ingest.domain.times import iso_time
 from shared.events import AdverseEventReported, DoseRecorded, Event, InjectionSiteReported
+from shared.events.construct import construct
 
 Record = dict[str, Any]
 #: (dedup key, events) of a record; None: not the usual shape, read it with the general path.
@@ -75,13 +75,6 @@ def _moment(value: object) -> datetime | None:
     return found
 
 
-def _required_moment(value: object) -> datetime:
-    found = _moment(value)
-    if found is None:
-        raise _UnusualError
-    return found
-
-
 def _grade(value: object) -> int | None:
     """`record_fields.grade` of "1"-"5" (None when not sent)."""
     if value is None or value == "":
@@ -120,12 +113,18 @@ def _envelope(
 ) -> dict[str, Any]:
     """The envelope fields (`RecordContext.envelope` of `records._events`) of a participant record whose
     identity keys and times are of the usual form."""
-    study_id = _required_text(data.get("STUDYID"))
-    record_id, subject_id = _required_text(data.get("RECID")), _required_text(data.get("USUBJID"))
-    if study_id not in config.study_ids:
+    # `_required_text` of the three keys and `_required_moment` of the event time, inlined: once per record
+    study_id, record_id, subject_id = data.get("STUDYID"), data.get("RECID"), data.get("USUBJID")
+    if type(record_id) is not str or type(subject_id) is not str or not record_id or not subject_id:
         raise _UnusualError
-    occurred_at = _required_moment(data.get(usual[1]))
-    recorded_at = _moment(data.get(_RECEIVED))
+    if type(study_id) is not str or not study_id or study_id not in config.study_ids:
+        raise _UnusualError
+    occurred = data.get(usual[1])
+    occurred_at = iso_time(occurred) if type(occurred) is str and occurred else None
+    if occurred_at is None:
+        raise _UnusualError
+    received = data.get(_RECEIVED)
+    recorded_at = None if received is None else _moment(received)
     source = f"REC:{study_id}:{domain}:{record_id}"
     key = f"{source}:{content_hash(without_key(data, _RECEIVED))}"
     return {

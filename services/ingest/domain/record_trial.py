@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.model import InputError
 from services.ingest.domain.record_fields import (
@@ -25,6 +24,7 @@ from shared.events import (
     InjectionSiteReported,
     RegulatorySubmissionRecorded,
 )
+from shared.events.construct import construct
 
 #: (ISR finding key, finding name in InjectionSiteReported.findings), in the findings' order.
 ISR_FINDINGS = (

@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from services.ingest.domain.age import AgeUnit
-from services.ingest.domain.construct import construct
 from services.ingest.domain.context import RecordContext
 from services.ingest.domain.quantities import Reading, measure
 from services.ingest.domain.terminology import Conversion, Terminology
 from shared.events import Event, LabResultRecorded, VitalSignRecorded
 from shared.events.clinical import Comparator, ResultStatus
+from shared.events.construct import construct
 
 _UNGRADED = frozenset(("preliminary", "deleted", "cancelled"))
 _MISSING = "value missing"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from services.safety_rules.domain.adverse_events import ae_candidate
 from services.safety_rules.domain.config_model import StudyConfig
 from services.safety_rules.domain.model import Candidate, RuleContext
+from services.safety_rules.domain.signals import build_signal
 from services.safety_rules.domain.state import AeFacts
 from services.safety_rules.domain.study_state import OpenClock
 from shared.events import Signal, deterministic_id
@@ -44,7 +45,7 @@ def breach_signal(config: StudyConfig, clock: OpenClock) -> Signal:
     whenever it is emitted.
     """
     outcome = config.outcomes[BREACH]
-    return Signal(
+    return build_signal(
         signal_id=deterministic_id(BREACH, clock.signal_id),
         study_id=config.study_id,
         subject_id=clock.subject_id,

@@ -1,5 +1,8 @@
 """Loading a study configuration: YAML, validated against `study.schema.json`, checked against the registry.
 
+The schema is applied by `schema_check` (the keywords it uses, with jsonschema's semantics and messages):
+importing `jsonschema` cost a sixth of `trialwatch replay`'s start-up.
+
 Startup fails loudly (StudyConfigError) on an unknown key, a rule of the registry without
 configuration, configuration of a rule the registry does not know, or inconsistent cross-references
 (STYLE.md principle 4). The replay lookup order (INTERFACES §4) is `select_study`.
@@ -14,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from services.safety_rules.domain.config_build import build_study
 from services.safety_rules.domain.config_model import StudyConfig
 from services.safety_rules.domain.registry import RULE_IDS
+from services.safety_rules.domain.schema_check import SchemaChecker
 
 STUDY_ENV = "TRIALWATCH_STUDY"
 _PACKAGED_STUDY = "anakinra-ad.yaml"
@@ -41,10 +44,10 @@ def study_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _checker() -> SchemaChecker:
     # The schema itself is checked against its metaschema by the tests, not at every start (a quarter of a
     # second of `trialwatch replay`'s startup).
-    return jsonschema.Draft202012Validator(study_schema())
+    return SchemaChecker(study_schema())
 
 
 def _configured_rule_ids(data: Mapping[str, Any]) -> set[str]:
@@ -67,9 +70,9 @@ def parse_study(data: Any) -> StudyConfig:
     if not isinstance(data, Mapping):
         raise StudyConfigError("a study configuration must be a mapping at top level")
     _check_registry(data)
-    errors = sorted(_validator().iter_errors(data), key=lambda error: list(error.absolute_path))
+    errors = sorted(_checker().errors(data), key=lambda error: list(error.path))
     if errors:
-        where = "/".join(str(part) for part in errors[0].absolute_path) or "(top level)"
+        where = "/".join(str(part) for part in errors[0].path) or "(top level)"
         raise StudyConfigError(f"invalid study configuration at {where}: {errors[0].message}")
     try:
         return build_study(data)

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.safety_rules.domain.beta_binomial import boundary, posterior_exceeds
 from services.safety_rules.domain.config_model import HaltingRule, StudyConfig
+from services.safety_rules.domain.signals import build_signal
 from services.safety_rules.domain.state import ParticipantState, Slot, utc_date
 from services.safety_rules.domain.study_state import StudyState
 from shared.events import Signal, deterministic_id
@@ -98,7 +99,7 @@ def _halt_signal(
 ) -> Signal:
     evidence = list(dict.fromkeys(key for keys in counted.values() for key in keys))
     outcome = config.outcomes[rule_id]
-    return Signal(
+    return build_signal(
         signal_id=deterministic_id(rule_id, *evidence, trigger[0]),
         study_id=config.study_id,
         subject_id=None,
