@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
-from services.ingest.handlers import StorageUnavailableError
+from services.ingest.ports import StorageUnavailableError
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -33,7 +33,7 @@ FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool
 ON CONFLICT (source_key) DO NOTHING
 RETURNING source_key
 """
-EVENT_COLUMNS = ("event_id", "dedup_key", "kind", "study_id", "subject_id", "payload", "recorded_at")
+EVENT_COLUMNS = EventRow._fields
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload")
 QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
 MESSAGE_KIND = "record.ingested"
@@ -82,7 +82,7 @@ class BatchWriter:
         driver = await self._driver()
         fresh = await self._ledger(driver, batch) if batch.records else set()
         new_rows = [row for row in batch.records if row.key in fresh and row.message is not None]
-        events = [_event_values(row, event) for row in new_rows for event in row.events]
+        events = [event for row in new_rows for event in row.events]  # EventRow: the columns' order
         if events:
             await driver.copy_records_to_table(
                 "canonical_event", records=events, columns=EVENT_COLUMNS, schema_name=SCHEMA
@@ -121,10 +121,6 @@ class BatchWriter:
             [len(row.events) for row in records],
         )
         return {row["source_key"] for row in rows}
-
-
-def _event_values(row: RecordRow, event: EventRow) -> tuple[Any, ...]:
-    return (event.event_id, row.key, event.kind, event.study_id, event.subject_id, event.payload, event.recorded_at)
 
 
 class SchemaOutdatedError(RuntimeError):
