@@ -159,9 +159,9 @@ class OutboxRelay:
         # Plain SQL, each statement the same text every round (one prepared statement each; an IN list of
         # the round's ids was a new statement, parsed and planned again, whenever the round's size changed).
         # The JSON columns are read as text: headers decoded with orjson, the payload passed on as it is.
-        self._claim = text(
+        self._claim = (
             f"SELECT id, event_id, topic, key, headers::text, payload::text FROM {table}"
-            " WHERE published_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+            " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         )
         self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
         self._failed = text(f"UPDATE {table} SET attempts = attempts + 1, last_error = :error WHERE id = :id")
@@ -200,8 +200,7 @@ class OutboxRelay:
         attempt count), so that ``run`` backs off.
         """
         async with self._sessions() as session, session.begin():
-            claimed = await session.execute(self._claim, {"limit": self._batch_size})
-            rows = [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in claimed]
+            rows = await self._claimed(session)
             if not rows:
                 return 0
             published, failure = await self._publish_round(rows)
@@ -215,6 +214,15 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(published)
+
+    async def _claimed(self, session: AsyncSession) -> list[Claimed]:
+        """The round's rows, read through the asyncpg connection under the session (a round is up to
+        ``batch_size`` rows of a few kB: SQLAlchemy's result rows cost more than the rest of the claim)."""
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        found = await driver.fetch(self._claim, self._batch_size)
+        return [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in found]
 
     async def _publish_round(self, rows: Sequence[Claimed]) -> tuple[list[Delivery], Exception | None]:
         """The deliveries of the rows before the first failure, and that failure."""
