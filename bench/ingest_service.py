@@ -79,8 +79,25 @@ class IngestProcess:
         raise RuntimeError("ingest not healthy")
 
 
+def with_reaped_children(pid: int) -> float:
+    """CPU seconds of a process and of its children that ended and were reaped (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def infrastructure_cpu(cfg: Settings) -> dict[str, float]:
-    return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in infrastructure_pids(cfg).items()}
+    """Kafka's broker, and PostgreSQL as a whole: the postmaster, its live children, and the children that
+    ended in between (autovacuum workers, closed connections' backends), which the postmaster reaped.
+    Counting only the processes alive at both ends missed those."""
+    pids = infrastructure_pids(cfg)
+    cpu = {"kafka": sum(cpu_seconds(pid) for pid in pids.get("kafka", []))}
+    if "postgres" in pids:
+        postmaster, *children = pids["postgres"]
+        cpu["postgres"] = with_reaped_children(postmaster) + sum(cpu_seconds(pid) for pid in children)
+    return cpu
 
 
 async def counts(db: AsyncEngine, name: str) -> dict[str, int]:
