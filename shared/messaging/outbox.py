@@ -12,12 +12,12 @@ or at the latest every ``poll_interval``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -122,6 +122,27 @@ async def enqueue_many(session: AsyncSession, model: type[OutboxMixin], messages
     return len((await session.execute(statement, [outbox_row(message) for message in messages])).all())
 
 
+@asynccontextmanager
+async def driver_transaction(session: AsyncSession) -> AsyncIterator[Any]:
+    """The asyncpg connection under ``session``, in a transaction of its own that commits when the block ends.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only before the first statement run through SQLAlchemy: a
+    statement sent to the asyncpg connection directly (COPY, array parameters, plain rows) would run and
+    commit on its own, outside any transaction, however the session was begun. Nothing may run through
+    the session itself inside the block.
+    """
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    try:
+        async with driver.transaction():
+            yield driver
+    except BaseException:
+        if driver.is_closed():  # SQLAlchemy saw no error: the pool must not hand this connection out again
+            await connection.invalidate()
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """An outbox row claimed by a relay round; ``payload`` as the database stores it (JSON text, not
@@ -156,15 +177,16 @@ class OutboxRelay:
         self._stopped = asyncio.Event()
         table = model.__table__.fullname  # type: ignore[attr-defined]
         self._log = get_logger(__name__, table=table)
-        # Plain SQL, each statement the same text every round (one prepared statement each; an IN list of
-        # the round's ids was a new statement, parsed and planned again, whenever the round's size changed).
+        # Plain SQL on the asyncpg connection, each statement the same text every round (one prepared
+        # statement each; an IN list of the round's ids was a new statement, parsed and planned again,
+        # whenever the round's size changed; SQLAlchemy's result rows cost more than the rest of the claim).
         # The JSON columns are read as text: headers decoded with orjson, the payload passed on as it is.
         self._claim = (
             f"SELECT id, event_id, topic, key, headers::text, payload::text FROM {table}"
             " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         )
-        self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
-        self._failed = text(f"UPDATE {table} SET attempts = attempts + 1, last_error = :error WHERE id = :id")
+        self._mark = f"UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
+        self._failed = f"UPDATE {table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
         self.consecutive_failures = 0
         self.last_error: str | None = None
 
@@ -199,30 +221,22 @@ class OutboxRelay:
         Raises the first failure after committing the rows published before it (and the failed row's
         attempt count), so that ``run`` backs off.
         """
-        async with self._sessions() as session, session.begin():
-            rows = await self._claimed(session)
+        async with self._sessions() as session, driver_transaction(session) as driver:
+            found = await driver.fetch(self._claim, self._batch_size)
+            rows = [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in found]
             if not rows:
                 return 0
             published, failure = await self._publish_round(rows)
             if published:
-                await session.execute(self._mark, {"ids": [row.id for row in rows[: len(published)]]})
+                await driver.execute(self._mark, [row.id for row in rows[: len(published)]])
             if failure is not None:
                 failed = rows[len(published)]
                 error = f"{type(failure).__name__}: {failure}"[:2000]
-                await session.execute(self._failed, {"id": failed.id, "error": error})
+                await driver.execute(self._failed, failed.id, error)
         self._log_round(rows, published)
         if failure is not None:
             raise failure
         return len(published)
-
-    async def _claimed(self, session: AsyncSession) -> list[Claimed]:
-        """The round's rows, read through the asyncpg connection under the session (a round is up to
-        ``batch_size`` rows of a few kB: SQLAlchemy's result rows cost more than the rest of the claim)."""
-        connection = await session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        found = await driver.fetch(self._claim, self._batch_size)
-        return [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in found]
 
     async def _publish_round(self, rows: Sequence[Claimed]) -> tuple[list[Delivery], Exception | None]:
         """The deliveries of the rows before the first failure, and that failure."""

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
 from services.ingest.ports import StorageUnavailableError
+from shared.messaging.outbox import driver_transaction
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -66,20 +67,14 @@ def outbox_headers(row: RecordRow, channel: str) -> str:
 
 
 class BatchWriter:
-    """Writes batches inside one open transaction."""
+    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def _driver(self) -> Any:
-        """The asyncpg connection under the session (COPY and array parameters)."""
-        connection = await self._session.connection()
-        raw = await connection.get_raw_connection()
-        return raw.driver_connection
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
 
     async def write(self, batch: Batch) -> set[str]:
         """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
-        driver = await self._driver()
+        driver = self._driver
         fresh = await self._ledger(driver, batch) if batch.records else set()
         new_rows = [row for row in batch.records if row.key in fresh and row.message is not None]
         events = [event for row in new_rows for event in row.events]  # EventRow: the columns' order
@@ -148,8 +143,8 @@ class IngestStore:
     async def transaction(self) -> AsyncIterator[BatchWriter]:
         """Everything written through the writer commits together; the relay is woken after the commit."""
         try:
-            async with self._sessions.begin() as session:
-                yield BatchWriter(session)
+            async with self._sessions() as session, driver_transaction(session) as driver:
+                yield BatchWriter(driver)
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
         self._on_commit()
