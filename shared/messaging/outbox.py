@@ -123,24 +123,31 @@ async def enqueue_many(session: AsyncSession, model: type[OutboxMixin], messages
 
 
 @asynccontextmanager
-async def driver_transaction(session: AsyncSession) -> AsyncIterator[Any]:
-    """The asyncpg connection under ``session``, in a transaction of its own that commits when the block ends.
+async def driver_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """The asyncpg connection of a new session's transaction, committed (by SQLAlchemy) when the block ends.
 
-    SQLAlchemy's asyncpg adapter sends BEGIN only before the first statement run through SQLAlchemy: a
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, before the first statement run through SQLAlchemy: a
     statement sent to the asyncpg connection directly (COPY, array parameters, plain rows) would run and
-    commit on its own, outside any transaction, however the session was begun. Nothing may run through
-    the session itself inside the block.
+    commit on its own, outside any transaction. So the transaction is begun here when no statement (a
+    session hook's: safety_rules' relay lock) has begun it yet.
     """
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    try:
-        async with driver.transaction():
+    async with sessions.begin() as session:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        adapter, driver = raw.dbapi_connection, raw.driver_connection
+        assert driver is not None
+        if not driver.is_in_transaction():
+            start = getattr(adapter, "_start_transaction", None)  # SQLAlchemy 2.x: BEGIN without a round trip more
+            if start is not None:
+                await start()
+            else:
+                await connection.exec_driver_sql("SELECT 1")
+        try:
             yield driver
-    except BaseException:
-        if driver.is_closed():  # SQLAlchemy saw no error: the pool must not hand this connection out again
-            await connection.invalidate()
-        raise
+        except BaseException:
+            if driver.is_closed():  # SQLAlchemy saw no error: the pool must not hand this connection out again
+                await connection.invalidate()
+            raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +228,7 @@ class OutboxRelay:
         Raises the first failure after committing the rows published before it (and the failed row's
         attempt count), so that ``run`` backs off.
         """
-        async with self._sessions() as session, driver_transaction(session) as driver:
+        async with driver_transaction(self._sessions) as driver:
             found = await driver.fetch(self._claim, self._batch_size)
             rows = [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in found]
             if not rows:

@@ -143,7 +143,7 @@ class IngestStore:
     async def transaction(self) -> AsyncIterator[BatchWriter]:
         """Everything written through the writer commits together; the relay is woken after the commit."""
         try:
-            async with self._sessions() as session, driver_transaction(session) as driver:
+            async with driver_transaction(self._sessions) as driver:
                 yield BatchWriter(driver)
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
