@@ -3,8 +3,11 @@
 Every channel (MLLP, HTTP, Kafka) calls `Ingestion.ingest` with the units of one request, one burst
 of MLLP messages or one Kafka message. Parsing uses the pure parsers of ``services.ingest.domain`` with
 the wall clock as ingestion time (SAFETY_RULES §5: Day 0 is when TrialWatch ingested a record that
-carries no time of its own). Large batches are parsed in a worker thread, a chunk at a time, so the
-event loop keeps serving other connections and memory stays bounded; all chunks share one transaction.
+carries no time of its own). A batch of one chunk (an MLLP burst, an HTTP request, a Kafka message) is
+parsed in the event loop and committed together with the batches that arrive beside it
+(`services.ingest.group_commit`); a larger one is parsed in a worker thread, a chunk at a time, so the
+event loop keeps serving other connections and memory stays bounded, and its chunks share a transaction
+of their own.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Protocol
 
-from services.ingest.batch import Accepted, Arrival, Batch, Channel, Outcome, build_batch
+from services.ingest.batch import Accepted, Arrival, Channel, Outcome, build_batch
 from services.ingest.domain import (
     ParserConfig,
     ParseResult,
@@ -26,38 +28,25 @@ from services.ingest.domain import (
     parse_hl7_message,
     parse_record_line,
 )
+from services.ingest.group_commit import GroupCommit
 from services.ingest.metrics import IngestMetrics
+from services.ingest.ports import Store
 from services.ingest.units import Format, Unit
 
 CHUNK_UNITS = 500
-INLINE_UNITS = 16  # smaller chunks are parsed in the event loop (an MLLP burst, one Kafka message)
-INLINE_BYTES = 64 * 1024
+#: Smaller chunks (an MLLP burst, an HTTP request of NDJSON lines, one Kafka message) are parsed in the event
+#: loop: at most ~10 ms of it, while handing a chunk to a worker thread and back (and the two threads taking
+#: the GIL from each other) cost more CPU than a burst's parsing saves the loop (measured: bench.ingest_service).
+INLINE_UNITS = 128
+INLINE_BYTES = 256 * 1024
 
 Parsed = list[tuple[Unit, Sequence[ParseResult]]]
-
-
-class StorageUnavailableError(ConnectionError):
-    """The database is away: nothing of the batch was stored, the sender should send it again.
-
-    A ConnectionError, so that the Kafka dead-letter middleware treats it as infrastructure (the message
-    is redelivered later, never dead-lettered).
-    """
 
 
 class Ingest(Protocol):
     """What the channels (MLLP, HTTP, Kafka) call: `Ingestion`, or a test double."""
 
     async def ingest(self, units: Iterable[Unit], fmt: Format, channel: Channel) -> list[Outcome]: ...
-
-
-class BatchWriter(Protocol):
-    async def write(self, batch: Batch) -> set[str]: ...
-
-
-class Store(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[BatchWriter]:
-        """Commits what was written when the block ends; raises StorageUnavailableError if it cannot."""
-        ...
 
 
 def wall_clock() -> datetime:
@@ -101,6 +90,7 @@ class Ingestion:
     ) -> None:
         self._config = config
         self._store = store
+        self._group = GroupCommit(store)
         self._metrics = metrics
         self._clock = clock
 
@@ -111,15 +101,28 @@ class Ingestion:
         """
         started = time.perf_counter()
         arrival = Arrival(channel, fmt, self._clock(), self._config.default_study_id)
+        chunks = _chunks(units)
+        first = next(chunks, [])
+        second = next(chunks, None)
+        if second is None:  # one chunk (a burst, a request): committed with the batches that arrive beside it
+            batch, outcomes = build_batch(await self._parse(first, fmt, arrival.received_at), arrival, set())
+            fresh = await self._group.write(batch)
+            outcomes = [_settle(outcome, fresh) for outcome in outcomes]
+        else:
+            outcomes = await self._ingest_alone(itertools.chain((first, second), chunks), fmt, arrival)
+        self._metrics.batch_committed(channel, fmt, outcomes, time.perf_counter() - started)
+        return outcomes
+
+    async def _ingest_alone(self, chunks: Iterable[list[Unit]], fmt: Format, arrival: Arrival) -> list[Outcome]:
+        """A large input (a file's worth) in a transaction of its own, parsed and written a chunk at a time."""
         outcomes: list[Outcome] = []
         seen: set[str] = set()
         async with self._store.transaction() as writer:
-            for chunk in _chunks(units):
+            for chunk in chunks:
                 parsed = await self._parse(chunk, fmt, arrival.received_at)
                 batch, chunk_outcomes = build_batch(parsed, arrival, seen)
                 fresh = await writer.write(batch)
                 outcomes += [_settle(outcome, fresh) for outcome in chunk_outcomes]
-        self._metrics.batch_committed(channel, fmt, outcomes, time.perf_counter() - started)
         return outcomes
 
     async def _parse(self, chunk: Sequence[Unit], fmt: Format, received_at: datetime) -> Parsed:

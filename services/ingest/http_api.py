@@ -17,7 +17,8 @@ from pydantic import SecretStr
 
 from services.ingest.adapters.bearer import require_bearer
 from services.ingest.batch import Accepted, Outcome, Refused
-from services.ingest.handlers import Ingest, StorageUnavailableError
+from services.ingest.handlers import Ingest
+from services.ingest.ports import StorageUnavailableError
 from services.ingest.settings import Source
 from services.ingest.units import Format, split_units
 from shared.logs import get_logger

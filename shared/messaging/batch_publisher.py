@@ -90,11 +90,14 @@ class KafkaBatchPublisher:
         """The messages' indexes grouped by topic and partition, in order."""
         partitions: dict[str, list[int]] = {}
         lanes: dict[tuple[str, int], _Lane] = {}
+        chosen: dict[tuple[str, bytes], int] = {}  # a round's records share few keys: murmur2 once per key
         for index, message in enumerate(messages):
             if message.topic not in partitions:
                 partitions[message.topic] = sorted(await producer.partitions_for(message.topic))
-            known = partitions[message.topic]
-            partition = self._partitioner(message.key, known, known)
+            partition = chosen.get((message.topic, message.key))
+            if partition is None:
+                known = partitions[message.topic]
+                partition = chosen[message.topic, message.key] = self._partitioner(message.key, known, known)
             lane = lanes.setdefault((message.topic, partition), _Lane(message.topic, partition, []))
             lane.indexes.append(index)
         return list(lanes.values())

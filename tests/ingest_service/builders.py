@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from services.ingest.batch import Batch
 from services.ingest.domain import ParserConfig
-from services.ingest.handlers import Ingestion, StorageUnavailableError
+from services.ingest.handlers import Ingestion
 from services.ingest.metrics import IngestMetrics
+from services.ingest.ports import StorageUnavailableError
 
 STUDY = "ANAKINRA-AD"
 #: What PID-5/7/11/13/19 hold in `oru`: none of it may be stored.

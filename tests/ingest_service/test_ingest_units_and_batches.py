@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import orjson
 
 from ingest_service.builders import STUDY, oru, parser_config
-from services.ingest.batch import Accepted, Arrival, Refused, build_batch
+from services.ingest.batch import Accepted, Arrival, Envelope, Refused, build_batch, event_json
+from services.ingest.domain import Parsed
 from services.ingest.handlers import parse_units
 from services.ingest.units import fhir_units, hl7_units, ndjson_units
 from shared.events import RecordIngested
@@ -106,3 +107,16 @@ def test_a_nul_in_a_message_control_id_rejects_that_message_not_the_batch() -> N
     assert isinstance(outcomes[0], Refused) and "NUL" in outcomes[0].error
     assert [row.key for row in batch.records] == ["HL7:NIHCC-LAB:C-2"]
     assert "\x00" not in batch.quarantine[0].error
+
+
+def test_the_outbox_message_is_exactly_pydantics_dump_of_the_record_whatever_its_strings() -> None:
+    """The envelope is cut from pydantic's own dump once per batch: the escaping must stay pydantic's."""
+    [(_, [parsed])] = parse_units(list(hl7_units(oru("C-1"), "m")), "hl7v2", parser_config(), NOW)
+    assert isinstance(parsed, Parsed)
+    envelope = Envelope(Arrival("mllp", "hl7v2", NOW, STUDY))
+    for key in ('HL7:LAB:"quoted"\\back', "HL7:LAB:Zürich\u2028\t\x1f", "HL7:LAB:\U0001f9ea"):
+        events = [event_json(event) for event in parsed.events]
+        expected = RecordIngested(
+            record_id="id-1", dedup_key=key, study_id=STUDY, received_at=NOW, channel="mllp", events=parsed.events
+        ).model_dump_json()
+        assert envelope.message("id-1", key, STUDY, events) == expected

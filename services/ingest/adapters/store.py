@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
-from services.ingest.handlers import StorageUnavailableError
+from services.ingest.ports import StorageUnavailableError
+from shared.messaging.outbox import driver_transaction
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -33,7 +34,7 @@ FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool
 ON CONFLICT (source_key) DO NOTHING
 RETURNING source_key
 """
-EVENT_COLUMNS = ("event_id", "dedup_key", "kind", "study_id", "subject_id", "payload", "recorded_at")
+EVENT_COLUMNS = EventRow._fields
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload")
 QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
 MESSAGE_KIND = "record.ingested"
@@ -66,23 +67,17 @@ def outbox_headers(row: RecordRow, channel: str) -> str:
 
 
 class BatchWriter:
-    """Writes batches inside one open transaction."""
+    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def _driver(self) -> Any:
-        """The asyncpg connection under the session (COPY and array parameters)."""
-        connection = await self._session.connection()
-        raw = await connection.get_raw_connection()
-        return raw.driver_connection
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
 
     async def write(self, batch: Batch) -> set[str]:
         """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
-        driver = await self._driver()
+        driver = self._driver
         fresh = await self._ledger(driver, batch) if batch.records else set()
         new_rows = [row for row in batch.records if row.key in fresh and row.message is not None]
-        events = [_event_values(row, event) for row in new_rows for event in row.events]
+        events = [event for row in new_rows for event in row.events]  # EventRow: the columns' order
         if events:
             await driver.copy_records_to_table(
                 "canonical_event", records=events, columns=EVENT_COLUMNS, schema_name=SCHEMA
@@ -123,10 +118,6 @@ class BatchWriter:
         return {row["source_key"] for row in rows}
 
 
-def _event_values(row: RecordRow, event: EventRow) -> tuple[Any, ...]:
-    return (event.event_id, row.key, event.kind, event.study_id, event.subject_id, event.payload, event.recorded_at)
-
-
 class SchemaOutdatedError(RuntimeError):
     """The database lacks ingest's tables or columns: the migrations have not been run to head."""
 
@@ -152,8 +143,8 @@ class IngestStore:
     async def transaction(self) -> AsyncIterator[BatchWriter]:
         """Everything written through the writer commits together; the relay is woken after the commit."""
         try:
-            async with self._sessions.begin() as session:
-                yield BatchWriter(session)
+            async with driver_transaction(self._sessions) as driver:
+                yield BatchWriter(driver)
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
         self._on_commit()

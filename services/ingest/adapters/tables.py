@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Identity, Integer, Text, func
+from sqlalchemy import JSON, BigInteger, Identity, Integer, PrimaryKeyConstraint, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, outbox_table_args
@@ -39,13 +39,18 @@ class RawInput(Base):
 
 
 class CanonicalEvent(Base):
-    """Every canonical event ingest produced, as published inside RecordIngested on trialwatch.events.v1."""
+    """Every canonical event ingest produced, as published inside RecordIngested on trialwatch.events.v1.
+
+    Keyed by (dedup key, event id): a record's events are found by its dedup key, and an event id is derived
+    from its record's dedup key, so the pair is as unique as the id. One index instead of two (migration
+    0008): the id alone (a random UUID) put each event at a random place of its own index.
+    """
 
     __tablename__ = "canonical_event"
-    __table_args__ = ({"schema": SCHEMA},)
+    __table_args__ = (PrimaryKeyConstraint("dedup_key", "event_id"), {"schema": SCHEMA})
 
-    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    dedup_key: Mapped[str] = mapped_column(Text, index=True)
+    event_id: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     study_id: Mapped[str] = mapped_column(Text)
     subject_id: Mapped[str | None] = mapped_column(Text)

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.ingest.batch import Outcome
-from services.ingest.handlers import Ingest, StorageUnavailableError
+from services.ingest.handlers import Ingest
 from services.ingest.mllp.ack import InboundHeader, Verdict, build_ack, read_header
 from services.ingest.mllp.framing import Frame, FrameDecoder, Oversized, frame
 from services.ingest.mllp.verdicts import oversized, storage_unavailable, verdict
+from services.ingest.ports import StorageUnavailableError
 from services.ingest.units import Unit
 from shared.logs import get_logger
 from shared.messaging.retry import Backoff
