@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.pipeline.feed import FeedResult, ensure_stream, feed, items
-from bench.pipeline.processes import Services, cpu_seconds, infrastructure_pids
+from bench.pipeline.processes import Services, cpu_seconds, infrastructure_pids, with_reaped_children
 from bench.rules_service import create_database
 from trialwatch.devstack import pg_cluster, pg_layout
 from trialwatch.devstack.paths import REPO_ROOT
@@ -77,15 +77,6 @@ class IngestProcess:
                         return
                 await asyncio.sleep(0.2)
         raise RuntimeError("ingest not healthy")
-
-
-def with_reaped_children(pid: int) -> float:
-    """CPU seconds of a process and of its children that ended and were reaped (cutime + cstime)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def infrastructure_cpu(cfg: Settings) -> dict[str, float]:

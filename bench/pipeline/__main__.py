@@ -12,8 +12,10 @@ notifier as real subprocesses, one bounded run (a few minutes):
 3. paced at 80 % of the flood rate, when that is below ``--rate``: the latency the pipeline can keep;
 4. the ceiling: an aiokafka consume -> produce passthrough of the same RecordIngested payloads through
    the same broker with the services' client settings.
-Each run starts from an empty pipeline: the stack's TrialWatch topics are emptied and the service
-tables truncated. Never point it at a stack whose data you want to keep.
+A warm-up run of ``--warmup-records`` (5,000) comes first, unmeasured: a broker just started spends
+seconds of CPU in its JIT compiler during the first flood. Each run starts from an empty pipeline: the
+stack's TrialWatch topics are emptied and the service tables truncated.
+Never point it at a stack whose data you want to keep.
 """
 
 from __future__ import annotations
@@ -166,6 +168,10 @@ async def run_once(
 
 async def measure(args: argparse.Namespace, cfg: Settings, services: Services, observer: Observer) -> dict[str, Any]:
     stream = list(items(ensure_stream(args.data, args.records, args.seed)))
+    if args.warmup_records:  # a freshly started broker's JIT compilation is not the pipeline's cost
+        await run_once(
+            services, observer, stream[: args.warmup_records], rate=None, lanes=args.lanes, limit=args.flood_seconds
+        )
     flood = await run_once(services, observer, stream, rate=None, lanes=args.lanes, limit=args.flood_seconds)
     events = await observer.read_topic(EVENTS)
     paced_count = int(args.rate * args.paced_seconds)
@@ -252,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="test", help="devstack stack (default test; TRIALWATCH_ENV_FILE wins)")
     parser.add_argument("--records", type=int, default=20_000, help="stream length (default %(default)s)")
     parser.add_argument("--flood-seconds", type=float, default=60.0, help="flood run limit (default %(default)s)")
+    parser.add_argument(
+        "--warmup-records",
+        type=int,
+        default=5_000,
+        help="records sent unmeasured first (a fresh Kafka broker spends seconds of CPU compiling its hot "
+        "paths, 1-5 s in the first flood) (default %(default)s; 0: none)",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="paced rate, records/s (default %(default)s)")
     parser.add_argument("--paced-seconds", type=float, default=30.0, help="paced feed length (default %(default)s)")
     parser.add_argument("--cutoff-seconds", type=float, default=60.0, help="wait after a paced feed")

@@ -42,6 +42,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def with_reaped_children(pid: int) -> float:
+    """CPU seconds of a process and of its children that ended and were reaped (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def children(parent: int) -> list[int]:
     """The processes whose parent is ``parent`` (PostgreSQL's backends and workers)."""
     found: list[int] = []
@@ -69,12 +78,11 @@ def infrastructure_pids(cfg: Settings) -> dict[str, list[int]]:
 
 
 def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
-    """CPU seconds each one used between two `Services.cpu` snapshots (a process that ended in between
-    is not counted: the services keep their pooled database connections, so few do)."""
-    return {
-        name: round(sum(seconds - before.get(name, {}).get(pid, 0.0) for pid, seconds in pids.items()), 2)
-        for name, pids in after.items()
-    }
+    """CPU seconds each one used between two `Services.cpu` snapshots: the sum after minus the sum before.
+    PostgreSQL's backends that end in between (autovacuum workers, closed connections) are in the sum
+    after through the postmaster's reaped-children time, so their CPU before the first snapshot is
+    subtracted with the sum before."""
+    return {name: round(sum(pids.values()) - sum(before.get(name, {}).values()), 2) for name, pids in after.items()}
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -148,6 +156,9 @@ class Services:
         used = {name: {process.pid: cpu_seconds(process.pid)} for name, process in self.processes.items()}
         for name, pids in infrastructure_pids(self.cfg).items():
             used[name] = {pid: cpu_seconds(pid) for pid in pids}
+        if "postgres" in used:  # the postmaster first: with the children it reaped
+            postmaster = next(iter(used["postgres"]))
+            used["postgres"][postmaster] = with_reaped_children(postmaster)
         return used
 
     def metrics(self, name: str) -> str:

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, func, select
@@ -39,8 +40,9 @@ class Received:
     rcpt_tos: list[str]
     raw: bytes
 
-    @property
+    @cached_property
     def headers(self) -> Any:
+        """Parsed once: the policy's header objects are most of the sink's CPU per message."""
         return BytesHeaderParser(policy=default).parsebytes(self.raw)
 
     @property
