@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from safety_rules_service.live_rig import create_database, drop_database, free_port
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.smtp_sink.settings import default_health_port
@@ -110,3 +111,31 @@ async def test_the_sink_stores_by_message_id_and_counts_a_resend(
     assert (await message_by_id(engine, other) or {}).get("receptions") == 1
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
+
+
+async def test_a_dropped_database_connection_costs_the_sender_one_451_at_most(
+    sink: tuple[int, subprocess.Popen[bytes]], engine: AsyncEngine
+) -> None:
+    """The sink's engine does not pre-ping its connections: a message on a connection PostgreSQL has dropped
+    fails, is answered 451 (the sender keeps it), and the sender's retry is stored on a fresh connection."""
+    port, process = sink
+    await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{default_health_port(port)}/healthz", process)
+    before = f"<{uuid.uuid4()}@trialwatch.local>"
+    await aiosmtplib.send(mail(before, "LAB-ANC-3"), hostname="127.0.0.1", port=port, timeout=10)
+    async with engine.connect() as connection:
+        dropped = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'trialwatch-smtp-sink' AND datname = current_database()"
+            )
+        )
+    assert dropped and dropped >= 1, "the sink held no connection to drop"
+    after, refusals = f"<{uuid.uuid4()}@trialwatch.local>", []
+    for _ in range(3):
+        try:
+            await aiosmtplib.send(mail(after, "LAB-PLT-4"), hostname="127.0.0.1", port=port, timeout=10)
+            break
+        except aiosmtplib.SMTPDataError as refused:
+            refusals.append(refused.code)
+    assert refusals in ([], [451]), f"refusals before the message was stored: {refusals}"
+    assert (await message_by_id(engine, after) or {}).get("receptions") == 1
