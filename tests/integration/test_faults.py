@@ -212,9 +212,11 @@ async def fresh_pipeline(pipeline: Pipeline, probe: Probe, *names: str) -> None:
 
 
 async def strike_mid_stream(pipeline: Pipeline, probe: Probe, files: list[Path], strike: Strike) -> Fault:
-    """From an empty pipeline: the first half of ``files`` in while safety_rules boots (a backlog);
-    once it has committed its first batch, the second half sent while it works; ``strike`` as soon as
-    records wait for it."""
+    """From an empty pipeline: the first half of ``files`` in while safety_rules boots; once it has committed
+    its first batch, the second half is sent, and ``strike`` comes as soon as records wait for safety_rules,
+    while the sending goes on. safety_rules is held still (SIGSTOP) from the second half until the strike is
+    over: the pipeline is fast enough to finish the stream before a strike could land, and then nothing is in
+    flight."""
     await fresh_pipeline(pipeline, probe, "ingest", "notifier")
     half = len(files) // 2
     pipeline.spawn("safety_rules")  # its start-up overlaps the sending: a Python service boots slower
@@ -222,8 +224,12 @@ async def strike_mid_stream(pipeline: Pipeline, probe: Probe, files: list[Path],
     await asyncio.to_thread(pipeline.wait_healthy, "safety_rules")
     await progressed(pipeline, probe, 1)
     rest = asyncio.create_task(send(pipeline, files[half:]))
-    await backlog(pipeline, probe, rest)
-    fault = await strike()
+    pipeline.freeze("safety_rules")
+    try:
+        await backlog(pipeline, probe, rest)
+        fault = await strike()
+    finally:
+        pipeline.thaw("safety_rules")
     await rest
     return fault
 
@@ -232,7 +238,8 @@ async def strike_held_back(pipeline: Pipeline, probe: Probe, files: list[Path], 
     """For a fault during which nothing can be sent (ingest refuses input it cannot store): from an empty
     pipeline, safety_rules takes a first slice of ``files``, then is frozen (SIGSTOP) while the rest is sent
     and published, so a known backlog waits for it whatever its speed. ``strike`` thaws it once the fault is
-    on, so it meets the fault with work in hand; it is thawed in any case afterwards."""
+    on, so it meets the fault with work in hand, or kills it where it stands; it is thawed in any case
+    afterwards (a restarted one is not frozen: harmless)."""
     await fresh_pipeline(pipeline, probe, "ingest", "notifier")
     first = max(1, len(files) // 10)
     pipeline.spawn("safety_rules")
@@ -311,10 +318,14 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 
 async def test_safety_rules_killed_mid_stream_loses_and_repeats_nothing(rig: Rig) -> None:
+    """SIGKILL while safety_rules holds a backlog: it is frozen (SIGSTOP, wherever it was: between polls or
+    inside one) once it has taken a first slice, the rest is sent and published, then it is killed and
+    started again. (Struck while it ran free, the pipeline could finish the whole stream first: nothing in flight.)"""
+
     async def strike() -> Fault:
         return await kill_and_restart(rig.pipeline, rig.probe, "safety_rules")
 
-    report("fault_kill_safety_rules", await run_with_fault(rig, strike))
+    report("fault_kill_safety_rules", await run_with_fault(rig, strike, held_back=True))
 
 
 async def test_ingest_killed_between_publish_and_mark_republishes_and_safety_rules_skips(rig: Rig) -> None:
