@@ -263,6 +263,10 @@ class Probe:
         async with self.engine.connect() as connection:
             return int((await connection.execute(text(sql), params)).scalar_one())
 
+    async def string(self, sql: str, **params: Any) -> str:
+        async with self.engine.connect() as connection:
+            return str((await connection.execute(text(sql), params)).scalar_one())
+
     async def tables(self, name: str | None = None) -> list[tuple[str, str]]:
         sql = (
             "SELECT table_schema, table_name FROM information_schema.tables "
@@ -353,22 +357,6 @@ class Probe:
         try:
             partitions = await topic_partitions(self._options, (topic,))
             return dict(await consumer.end_offsets(partitions))
-        finally:
-            await consumer.stop()
-
-    async def published_during(self, topic: str, limit: float) -> bool:
-        """Waits up to ``limit`` seconds for records to be appended to ``topic``; True if some were."""
-        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self._options)
-        await consumer.start()
-        try:
-            partitions = await topic_partitions(self._options, (topic,))
-            before = await consumer.end_offsets(partitions)
-            deadline = time.monotonic() + limit
-            while time.monotonic() < deadline:
-                await asyncio.sleep(POLL_SECONDS)
-                if await consumer.end_offsets(partitions) != before:
-                    return True
-            return False
         finally:
             await consumer.stop()
 
@@ -468,21 +456,49 @@ def _parent_of(stat: Path) -> int | None:
         return None
 
 
+#: A relay round holding its claim (``FOR UPDATE SKIP LOCKED``, its transaction open) while it waits for the broker.
+RELAY_HOLDING_CLAIM = (
+    "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+    " AND query LIKE 'SELECT id, event_id, topic%' AND query LIKE '%' || :table || '%FOR UPDATE SKIP LOCKED%'"
+)
+
+CLAIMED_FIRST = "SELECT event_id FROM {table} WHERE published_at IS NULL ORDER BY id LIMIT 1"
+
+
 async def kill_between_publish_and_mark(pipeline: Pipeline, probe: Probe, stack: str, name: str, topic: str) -> Fault:
-    """SIGKILL ``name`` inside its relay's crash window: as soon as ``topic`` grows (the relay is
-    publishing a claimed batch), PostgreSQL is frozen (SIGSTOP), so the batch reaches Kafka but its
-    "published" mark cannot commit; the service dies there, PostgreSQL is thawed, the service started
-    again: its relay publishes the batch a second time, and the consumers must skip those records as
-    duplicates. (A freeze that lands after the mark, in the next claim, publishes nothing twice: the
-    caller tries again.)"""
+    """SIGKILL ``name`` inside its relay's crash window, placed for certain: the broker is held still
+    (SIGSTOP) until the relay's round has claimed its rows and waits for the broker's acknowledgement;
+    then PostgreSQL is frozen and the broker let go, so the batch reaches Kafka (its first row is seen on
+    ``topic``) but its
+    "published" mark cannot commit; the service dies there, PostgreSQL is thawed, the service started again:
+    its relay publishes the batch a second time, and the consumers must skip those records as duplicates."""
     flight = await probe.in_flight()
-    frozen = postgres_processes(stack)
     started = time.monotonic()
-    if not await probe.published_during(topic, FREEZE_SECONDS):
-        raise PipelineError(f"{name} published nothing on {topic} in {FREEZE_SECONDS:.0f}s: no relay round to catch")
-    for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
+    broker = kafka.running(devstack.load_settings(stack))
+    if broker is None:
+        raise PipelineError("the stack's Kafka broker is not running")
+    os.kill(broker, signal.SIGSTOP)
     try:
+        deadline = time.monotonic() + FREEZE_SECONDS
+        while not await probe.scalar(RELAY_HOLDING_CLAIM, table=f"{name}.outbox"):
+            if time.monotonic() > deadline:
+                raise PipelineError(f"{name}'s relay claimed nothing in {FREEZE_SECONDS:.0f}s: no round to catch")
+            await asyncio.sleep(POLL_SECONDS)
+        # The round's first row (a plain read is not blocked by its lock): the one to see on Kafka.
+        claimed = await probe.string(CLAIMED_FIRST.format(table=f"{name}.outbox"))
+        frozen = postgres_processes(stack)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+    finally:
+        os.kill(broker, signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + FREEZE_SECONDS
+        while claimed.encode() not in {
+            dict(record.headers or ()).get("event_id") for record in await probe.read(topic)
+        }:
+            if time.monotonic() > deadline:
+                raise PipelineError(f"{name}'s claimed row {claimed} reached no {topic} in {FREEZE_SECONDS:.0f}s")
+            await asyncio.sleep(POLL_SECONDS)
         await asyncio.to_thread(pipeline.kill, name)
     finally:
         for pid in frozen:

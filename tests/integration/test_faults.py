@@ -65,7 +65,7 @@ STREAM_RECORDS = 1000
 STREAM_PARTICIPANTS = 15
 STREAM_SEED = 11
 REPORTS = REPO_ROOT / "out" / "reliability"
-RELAY_WINDOW_ATTEMPTS = 8  # kills of ingest to land one inside its relay's publish-to-mark window
+RELAY_WINDOW_ATTEMPTS = 3  # kills of ingest inside its relay's publish-to-mark window (each placed for certain)
 RELAY_ROUND_ROWS = 1  # ingest's relay rounds in the relay test (TRIALWATCH_INGEST_RELAY_BATCH)
 PROGRESS_SECONDS = 180.0
 SEND_SECONDS = 300.0
@@ -342,7 +342,7 @@ async def test_ingest_killed_between_publish_and_mark_republishes_and_safety_rul
         with broker_frozen(rig.stack):
             await send(pipeline, rig.stream)
         kills = []
-        for _ in range(RELAY_WINDOW_ATTEMPTS):  # a freeze may land outside a publishing round: try again
+        for _ in range(RELAY_WINDOW_ATTEMPTS):  # each kill is placed in the window: the first should do
             kills.append(await kill_between_publish_and_mark(pipeline, probe, rig.stack, "ingest", EVENTS))
             if await published_twice(probe, EVENTS):
                 break
