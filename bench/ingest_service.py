@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -27,12 +26,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.pipeline.feed import FeedResult, ensure_stream, feed, items
-from bench.pipeline.processes import Services, cpu_seconds, infrastructure_pids, with_reaped_children
+from bench.pipeline.processes import (
+    Services,
+    cpu_seconds,
+    infrastructure_pids,
+    wait_http_healthy,
+    with_reaped_children,
+)
 from bench.rules_service import create_database
 from trialwatch.devstack import pg_cluster, pg_layout
 from trialwatch.devstack.paths import REPO_ROOT
@@ -68,15 +72,7 @@ class IngestProcess:
             self.process = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=out, stderr=out)
 
     async def wait_healthy(self) -> None:
-        async with httpx.AsyncClient() as client:
-            for _ in range(600):
-                if self.process.poll() is not None:
-                    raise RuntimeError("ingest exited during startup")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{self.http_port}/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError("ingest not healthy")
+        await wait_http_healthy(self.process, f"http://127.0.0.1:{self.http_port}/healthz", "ingest")
 
 
 def infrastructure_cpu(cfg: Settings) -> dict[str, float]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import subprocess
@@ -38,7 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.generate import generate
-from bench.pipeline.processes import Services, children, cpu_seconds, rss_mb
+from bench.pipeline.processes import Services, children, cpu_seconds, rss_mb, wait_http_healthy
 from services.ingest.domain import Parsed, ParserConfig, parse_stream
 from services.safety_rules.bootstrap import CLIENT_ID
 from shared.events import RecordIngested, deterministic_id
@@ -115,15 +114,7 @@ class Service:
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     async def wait_healthy(self) -> None:
-        async with httpx.AsyncClient() as client:
-            for _ in range(600):
-                if self.process.poll() is not None:
-                    raise RuntimeError("safety_rules exited during startup")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError("safety_rules not healthy")
+        await wait_http_healthy(self.process, f"http://127.0.0.1:{self.port}/healthz", "safety_rules")
 
     async def latency_quantiles(self) -> dict[str, float]:
         """p50 and p99 as the upper bound of the histogram bucket they fall in."""

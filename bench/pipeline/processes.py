@@ -5,6 +5,7 @@ notifier's CPU in the flood measured those retries)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,6 +50,19 @@ def with_reaped_children(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_http_healthy(process: subprocess.Popen[bytes], url: str, name: str) -> None:
+    """Waits (up to 120 s) for ``url`` to answer 200, failing at once if ``process`` exits first."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited during startup")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} not healthy")
 
 
 def children(parent: int) -> list[int]:
