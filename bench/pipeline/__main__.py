@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.pipeline.feed import FeedResult, Item, ensure_stream, feed, items
 from bench.pipeline.observe import Observer
 from bench.pipeline.passthrough import passthrough
-from bench.pipeline.processes import SINK, Services, cpu_used
+from bench.pipeline.processes import BENCH, SINK, Services, cpu_used
 from bench.pipeline.report import floors, machine, quantiles, summary
 from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import EVENTS
@@ -62,7 +62,7 @@ def cpu_rates(cpu: dict[str, float], accepted: int, processed: int) -> dict[str,
     the whole pipeline (services, Kafka and PostgreSQL, notifier and SMTP sink aside: they are not on
     the path to a persisted signal) per record processed. On a shared machine the wall-clock rates measure the other
     load as much as TrialWatch; these do not."""
-    path = sum(seconds for name, seconds in cpu.items() if name not in ("notifier", SINK))
+    path = sum(seconds for name, seconds in cpu.items() if name not in ("notifier", SINK, BENCH))
     return {
         "ingest_records_per_cpu_s": round(accepted / cpu["ingest"], 1) if cpu.get("ingest") else None,
         "rules_records_per_cpu_s": round(processed / cpu["safety_rules"], 1) if cpu.get("safety_rules") else None,

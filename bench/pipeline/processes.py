@@ -26,6 +26,7 @@ SERVICE_PORTS = {
     "notifier": "TRIALWATCH_NOTIFIER_PORT",
 }
 SINK = "smtp_sink"  # started beside the services; not one of them (no floor applies to it)
+BENCH = "bench"  # this process: the feed and the observer
 STARTUP_SECONDS = 90.0
 STOP_SECONDS = 30.0
 
@@ -173,6 +174,8 @@ class Services:
         if "postgres" in used:  # the postmaster first: with the children it reaped
             postmaster = next(iter(used["postgres"]))
             used["postgres"][postmaster] = with_reaped_children(postmaster)
+        # the benchmark's own process (the feed's clients, the observer's queries) shares the machine too
+        used[BENCH] = {os.getpid(): time.process_time()}
         return used
 
     def metrics(self, name: str) -> str:
