@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.messaging.topics import ALL_TOPICS, EVENTS, SIGNALS
 
-SCHEMAS = ("ingest", "safety_rules", "notifier")
+# smtp_sink too: the same stream sends the same Message-IDs, which a kept table would count as repeats
+SCHEMAS = ("ingest", "safety_rules", "notifier", "smtp_sink")
 
 SIGNAL_LATENCY = """
 WITH evidence AS (
