@@ -50,10 +50,11 @@ CPU_FIGURES = ("ingest_records_per_cpu_s", "rules_records_per_cpu_s", "pipeline_
 
 
 def metric(exposition: str, name: str, label: str) -> float:
+    """The sum of counter ``name``'s samples whose labels hold ``label`` (its ``_created`` timestamps aside)."""
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in exposition.splitlines()
-        if line.startswith(name) and label in line and not line.startswith("#")
+        if line.startswith((f"{name}{{", f"{name}_total{{")) and label in line
     )
 
 
