@@ -41,7 +41,7 @@ async def test_a_batch_that_fails_after_its_ledger_insert_leaves_nothing_behind(
     migrate(database_url)
     engine = create_async_engine(database_url)
     commits: list[int] = []
-    store = IngestStore(create_session_factory(engine), on_commit=lambda: commits.append(1))
+    store = IngestStore(create_session_factory(engine), on_commit=lambda committed: commits.append(len(committed)))
     control = f"ATOMIC-{uuid.uuid4().hex[:12]}"
     config = ParserConfig(frozenset({STUDY}), STUDY)
     now = datetime.now(UTC)

@@ -3,15 +3,16 @@
 In one transaction: the accepted-source ledger (``raw_input``, ``ON CONFLICT DO NOTHING`` on the dedup
 key, so a re-sent record is found here and published no second time), then for the records that are new
 their canonical events and one outbox row each (RecordIngested, keyed by study id), and the quarantine
-rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. The outbox relay is
-woken after the commit, and publishes in commit order.
+rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. After the commit the
+outbox relay is handed the new RecordIngested messages (it publishes them from memory, in commit order,
+instead of reading back what was just written) and woken.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
 from services.ingest.ports import StorageUnavailableError
-from shared.messaging.outbox import driver_transaction
+from shared.messaging.outbox import Outgoing, driver_transaction
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -54,23 +55,30 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def outbox_headers(row: RecordRow, channel: str) -> str:
-    """JSON headers of the RecordIngested outbox row (the relay copies them onto the Kafka record)."""
-    headers = {
-        "content-type": "application/json",
-        "event_id": row.record_id,
+#: Written, committed messages handed to the relay: (event id, Kafka record).
+Committed = Sequence[tuple[str, Outgoing]]
+
+
+def outbox_headers(row: RecordRow, channel: str) -> dict[str, str]:
+    """Headers of the RecordIngested outbox row (the relay copies them onto the Kafka record), in the
+    order jsonb keeps its keys (shortest first), so a record published from memory and one read back from
+    its row carry them in the same order."""
+    return {
         "kind": MESSAGE_KIND,
-        "schema_version": "1",
         "channel": channel,
+        "event_id": row.record_id,
+        "content-type": "application/json",
+        "schema_version": "1",
     }
-    return orjson.dumps(headers).decode()
 
 
 class BatchWriter:
-    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters)."""
+    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters);
+    ``committed`` collects the outbox messages written, for the relay once the transaction commits."""
 
     def __init__(self, driver: Any) -> None:
         self._driver = driver
+        self.committed: list[tuple[str, Outgoing]] = []
 
     async def write(self, batch: Batch) -> set[str]:
         """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
@@ -84,9 +92,12 @@ class BatchWriter:
             )
         if new_rows:
             channel = batch.arrival.channel
-            outbox = [
-                (row.record_id, EVENTS, row.study_id, outbox_headers(row, channel), row.message) for row in new_rows
-            ]
+            outbox, committed = [], self.committed
+            for row in new_rows:
+                message = cast(str, row.message)
+                headers = outbox_headers(row, channel)
+                outbox.append((row.record_id, EVENTS, row.study_id, orjson.dumps(headers).decode(), message))
+                committed.append((row.record_id, Outgoing(EVENTS, row.study_id.encode(), message.encode(), headers)))
             await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
         if batch.quarantine:
             arrival = batch.arrival
@@ -123,7 +134,7 @@ class SchemaOutdatedError(RuntimeError):
 
 
 class IngestStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[Committed], None]) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
 
@@ -141,10 +152,12 @@ class IngestStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BatchWriter]:
-        """Everything written through the writer commits together; the relay is woken after the commit."""
+        """Everything written through the writer commits together; its messages go to ``on_commit`` after
+        the commit (never before: a message rolled back must not be published)."""
         try:
             async with driver_transaction(self._sessions) as driver:
-                yield BatchWriter(driver)
+                writer = BatchWriter(driver)
+                yield writer
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
-        self._on_commit()
+        self._on_commit(writer.committed)
