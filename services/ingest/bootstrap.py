@@ -20,6 +20,7 @@ from faststream import FastStream
 from pydantic import SecretStr
 
 from services.ingest.adapters.dead_letters import IngestDeadLetters
+from services.ingest.adapters.outbox_messages import read_stored
 from services.ingest.adapters.store import Committed, IngestStore
 from services.ingest.adapters.tables import Outbox
 from services.ingest.app import CONSUMER_GROUP, create_router
@@ -86,6 +87,7 @@ def build(settings: ServiceSettings, ingest: IngestSettings) -> FastAPI:
         KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox"),
         batch_size=ingest.relay_batch,
         recent=recent,
+        read_stored=read_stored,  # the outbox rows hold no payload: what is not in memory is rebuilt
     )
 
     def committed(messages: Committed) -> None:

@@ -12,7 +12,8 @@ A writer in the relay's own process may hand it the messages it has just committ
 the round then claims the rows as before but takes their bytes from memory instead of reading back the
 payloads written moments earlier. The table stays the truth: which rows are pending, their order, the
 claim and the mark are the database's; a claimed row whose message is not in memory (after a restart,
-written by another process, or dropped because the relay fell far behind) is read from its row.
+written by another process, or dropped because the relay fell far behind) is read from its row, or
+built by the writer's own `ReadStored` from the rows it refers to (ingest's outbox rows hold no payload).
 """
 
 from __future__ import annotations
@@ -199,6 +200,11 @@ class RecentMessages:
             self._messages.pop(event_id, None)
 
 
+#: The messages of claimed rows, read in the claim's transaction (``driver``: its asyncpg connection): row id ->
+#: Kafka record, one for each id given.
+ReadStored = Callable[[Any, Sequence[int]], Awaitable[Mapping[int, Outgoing]]]
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -210,6 +216,7 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         backoff: Backoff | None = None,
         recent: RecentMessages | None = None,
+        read_stored: ReadStored | None = None,
     ) -> None:
         self._sessions = sessions
         self._model = model
@@ -230,7 +237,8 @@ class OutboxRelay:
         self._claim = f"SELECT id, event_id, topic, key, headers::text, payload::text FROM {table}{pending}"
         # With messages in memory the claim reads no payload; those not in memory are read by id.
         self._claim_ids = f"SELECT id, event_id, topic, key FROM {table}{pending}"
-        self._read = f"SELECT id, headers::text, payload::text FROM {table} WHERE id = ANY($1)"
+        self._read = f"SELECT id, topic, key, headers::text, payload::text FROM {table} WHERE id = ANY($1)"
+        self._read_stored: ReadStored = read_stored or self._read_rows
         self._mark = f"UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
         self._failed = f"UPDATE {table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
         self.consecutive_failures = 0
@@ -298,11 +306,12 @@ class OutboxRelay:
         missing = [row_id for row_id, message in messages.items() if message is None]
         self.read_back += len(missing)
         if missing:  # the rows are locked by this transaction: each is found
-            stored = {row[0]: (row[1], row[2]) for row in await driver.fetch(self._read, missing)}
-            for row in found:
-                if messages[row[0]] is None:
-                    messages[row[0]] = _outgoing(row[2], row[3], *stored[row[0]])
+            messages.update(await self._read_stored(driver, missing))
         return [Claimed(row[0], row[1], cast(Outgoing, messages[row[0]])) for row in found]
+
+    async def _read_rows(self, driver: Any, ids: Sequence[int]) -> dict[int, Outgoing]:
+        """The default `ReadStored`: each row's own headers and payload."""
+        return {row[0]: _outgoing(*row[1:]) for row in await driver.fetch(self._read, ids)}
 
     async def _publish_round(self, rows: Sequence[Claimed]) -> tuple[list[Delivery], Exception | None]:
         """The deliveries of the rows before the first failure, and that failure."""

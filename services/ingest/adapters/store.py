@@ -2,8 +2,9 @@
 
 In one transaction: the accepted-source ledger (``raw_input``, ``ON CONFLICT DO NOTHING`` on the dedup
 key, so a re-sent record is found here and published no second time), then for the records that are new
-their canonical events and one outbox row each (RecordIngested, keyed by study id), and the quarantine
-rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. After the commit the
+their canonical events and one outbox row each (RecordIngested, keyed by study id; the row names the
+record, whose ledger row and events make the message: `services.ingest.adapters.outbox_messages`), and
+the quarantine rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. After the commit the
 outbox relay is handed the new RecordIngested messages (it publishes them from memory, in commit order,
 instead of reading back what was just written) and woken.
 """
@@ -36,13 +37,15 @@ ON CONFLICT (source_key) DO NOTHING
 RETURNING source_key
 """
 EVENT_COLUMNS = EventRow._fields
-OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload")
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "source_key")
 QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
 MESSAGE_KIND = "record.ingested"
-#: Columns added by migration 0002: selecting them fails on an older schema.
+#: Columns added by migrations 0002 and 0009_ingestpg: selecting them fails on an older schema.
 SCHEMA_PROBES = (
     "SELECT source_key, study_id, channel, origin, non_production, event_count FROM ingest.raw_input LIMIT 0",
     "SELECT channel, format FROM ingest.quarantine LIMIT 0",
+    "SELECT source_key FROM ingest.outbox LIMIT 0",
+    "SELECT ordinal FROM ingest.canonical_event LIMIT 0",
 )
 #: The database is away or going away (raised as StorageUnavailableError: nothing was stored).
 STORAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -96,7 +99,7 @@ class BatchWriter:
             for row in new_rows:
                 message = cast(str, row.message)
                 headers = outbox_headers(row, channel)
-                outbox.append((row.record_id, EVENTS, row.study_id, orjson.dumps(headers).decode(), message))
+                outbox.append((row.record_id, EVENTS, row.study_id, orjson.dumps(headers).decode(), row.key))
                 committed.append((row.record_id, Outgoing(EVENTS, row.study_id.encode(), message.encode(), headers)))
             await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
         if batch.quarantine:
@@ -146,7 +149,7 @@ class IngestStore:
                     await session.execute(text(probe))
             except ProgrammingError as error:
                 raise SchemaOutdatedError(
-                    "ingest tables are not at migration 0002: run `alembic -c deploy/alembic.ini upgrade head` "
+                    "ingest tables are older than this code: run `alembic -c deploy/alembic.ini upgrade head` "
                     "(a database stamped past 0002 while it was empty: `alembic stamp 0001`, then upgrade head)"
                 ) from error
 
