@@ -176,7 +176,9 @@ class RecentMessages:
 
     Filled only after the writer's commit (a rolled-back message must never be published), emptied as the
     relay's marks commit. When full, the oldest are dropped: the relay claims in id order, so it reaches
-    the dropped ones first and reads them from their rows.
+    the dropped ones first and reads them from their rows. A message whose row was published before it
+    got here (a round that ran between the commit and ``add``, or another instance's relay) is never
+    claimed again: it stays until it is the oldest, so the limit also bounds what such strays hold.
     """
 
     def __init__(self, limit: int = RECENT_LIMIT) -> None:

@@ -11,6 +11,7 @@ instead of reading back what was just written) and woken.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
 from services.ingest.ports import StorageUnavailableError
-from shared.messaging.outbox import Outgoing, driver_transaction
+from shared.messaging.outbox import RECENT_LIMIT, Outgoing, driver_transaction
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -77,11 +78,12 @@ def outbox_headers(row: RecordRow, channel: str) -> dict[str, str]:
 
 class BatchWriter:
     """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters);
-    ``committed`` collects the outbox messages written, for the relay once the transaction commits."""
+    ``committed`` keeps the last outbox messages written, for the relay once the transaction commits (no
+    more than the relay keeps: a file's worth in one transaction must not be held in memory whole)."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, keep: int = RECENT_LIMIT) -> None:
         self._driver = driver
-        self.committed: list[tuple[str, Outgoing]] = []
+        self.committed: deque[tuple[str, Outgoing]] = deque(maxlen=keep)
 
     async def write(self, batch: Batch) -> set[str]:
         """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
