@@ -9,6 +9,9 @@ the bytes must be those it would have published from memory, or safety_rules wou
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -30,6 +33,7 @@ from services.ingest.units import hl7_units
 from shared.db import create_session_factory
 from shared.events import RecordIngested
 from shared.messaging.outbox import Delivery, OutboxRelay, Outgoing, PublishResult, RecentMessages, driver_transaction
+from trialwatch.devstack.paths import ALEMBIC_INI, REPO_ROOT
 from trialwatch.devstack.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -66,6 +70,15 @@ async def db(stack_settings: Settings) -> AsyncIterator[AsyncEngine]:
     finally:
         await engine.dispose()
         await asyncio.to_thread(drop_database, stack_settings, name)
+
+
+def alembic(engine: AsyncEngine, *command: str) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    argv = [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *command]
+    done = subprocess.run(
+        argv, env={**os.environ, "DATABASE_URL": url}, cwd=REPO_ROOT, capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
 
 
 async def write(store: IngestStore, *messages: bytes) -> None:
@@ -152,3 +165,16 @@ async def test_the_relay_publishes_from_memory_and_rebuilds_only_what_it_does_no
     pending = "SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL"
     assert await scalar(db, pending) == 0
     assert await relay.publish_pending() == 0
+
+
+async def test_a_downgrade_gives_each_row_its_message_back_as_a_payload(db: AsyncEngine) -> None:
+    committed: list[tuple[str, Outgoing]] = []
+    await write(IngestStore(create_session_factory(db), on_commit=committed.extend), oru("DOWN-1"), oru("DOWN-2"))
+    await asyncio.to_thread(alembic, db, "downgrade", "0008")
+    try:
+        async with db.connect() as connection:
+            rows = dict((await connection.exec_driver_sql("SELECT event_id, payload::text FROM ingest.outbox")).all())
+    finally:
+        await asyncio.to_thread(alembic, db, "upgrade", "head")
+    for event_id, message in committed:  # the same message as JSON (the arrival time in PostgreSQL's notation)
+        assert RecordIngested.model_validate_json(rows[event_id]) == RecordIngested.model_validate_json(message.value)
