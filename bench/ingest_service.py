@@ -50,6 +50,9 @@ FROM pg_stat_statements AS s JOIN pg_database AS d ON d.oid = s.dbid
 WHERE d.datname = '{name}' ORDER BY s.total_exec_time DESC LIMIT 15;
 """
 STATS = "SELECT xact_commit, tup_inserted, tup_updated, tup_returned FROM pg_stat_database WHERE datname = :name"
+#: WAL written by the whole cluster (the test stack's PostgreSQL serves only this run while it lasts).
+WAL_NOW = "SELECT pg_current_wal_lsn()::text"
+WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(CAST(:before AS text) AS pg_lsn))::bigint"
 
 
 def free_port() -> int:
@@ -102,6 +105,11 @@ async def counts(db: AsyncEngine, name: str) -> dict[str, int]:
         }
 
 
+async def scalar(db: AsyncEngine, statement: str, **params: Any) -> Any:
+    async with db.connect() as connection:
+        return (await connection.execute(text(statement), params)).scalar_one()
+
+
 async def published(db: AsyncEngine, name: str, deadline: float) -> dict[str, int]:
     """The counts once the outbox holds nothing pending (or at the deadline)."""
     while True:
@@ -141,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await service.wait_healthy()
         before_db, load_before = await counts(db, name), os.getloadavg()
+        wal_before = await scalar(db, WAL_NOW)
         before_cpu, before_infra = cpu_seconds(service.process.pid), infrastructure_cpu(cfg)
         if args.statements:
             pg_cluster.psql(cfg, pg_layout.layout(cfg), "SELECT pg_stat_statements_reset();")
@@ -160,6 +169,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         now = await published(db, name, started + DRAIN_SECONDS)
         seconds = time.monotonic() - started
         cpu = cpu_seconds(service.process.pid) - before_cpu
+        wal = int(await scalar(db, WAL_SINCE, before=wal_before))
         infra = {key: round(value - before_infra.get(key, 0.0), 2) for key, value in infrastructure_cpu(cfg).items()}
         done = fed.sent
         delta = {key: now[key] - before_db[key] for key in ("transactions", "rows_inserted", "rows_updated")}
@@ -180,6 +190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "postgres_cpu_s": infra.get("postgres"),
             "postgres_cpu_ms_per_record": round(1000 * infra.get("postgres", 0.0) / done, 4),
             "kafka_cpu_s": infra.get("kafka"),
+            "wal_bytes_per_record": round(wal / done, 1),
             "pg_transactions": delta["transactions"],
             "pg_rows_inserted": delta["rows_inserted"],
             "pg_rows_updated": delta["rows_updated"],

@@ -45,14 +45,14 @@ RECORD_LATENCY = """
 SELECT extract(epoch FROM p.processed_at - r.received_at) * 1000
 FROM safety_rules.processed_event p
 JOIN ingest.outbox o ON o.event_id = p.event_id
-JOIN ingest.raw_input r ON r.source_key = o.payload ->> 'dedup_key'
+JOIN ingest.raw_input r ON r.source_key = coalesce(o.source_key, o.payload ->> 'dedup_key')
 """
 
 RECORD_TIMES = """
 SELECT o.event_id, extract(epoch FROM r.received_at) * 1000, extract(epoch FROM o.created_at) * 1000,
        extract(epoch FROM o.published_at) * 1000, extract(epoch FROM p.processed_at) * 1000
 FROM ingest.outbox o
-JOIN ingest.raw_input r ON r.source_key = o.payload ->> 'dedup_key'
+JOIN ingest.raw_input r ON r.source_key = coalesce(o.source_key, o.payload ->> 'dedup_key')
 JOIN safety_rules.processed_event p ON p.event_id = o.event_id
 """
 #: (stage, from, to) over the times of `record_stages`, in path order.

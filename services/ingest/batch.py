@@ -66,6 +66,7 @@ class EventRow(NamedTuple):
     subject_id: str | None
     payload: str
     recorded_at: datetime
+    ordinal: int  # its place among its record's events: RecordIngested's order, for rebuilding the message
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +179,8 @@ def record_row(parsed: Parsed, unit_sha256: str, arrival: Arrival, envelope: Env
         events_json = [event_json(event) for event in parsed.events]
         message = _no_nul(envelope.message(record_id, key, study_id, events_json), nul="\\u0000")
         events = tuple(
-            EventRow(event.event_id, key, event.kind, event.study_id, event.subject_id, text, event.recorded_at)
-            for event, text in zip(parsed.events, events_json, strict=True)
+            EventRow(event.event_id, key, event.kind, event.study_id, event.subject_id, text, event.recorded_at, n)
+            for n, (event, text) in enumerate(zip(parsed.events, events_json, strict=True))
         )
     raw = storable_text(parsed.raw_redacted) or ""
     return RecordRow(key, record_id, study_id, parsed.source, unit_sha256, raw, parsed.non_production, message, events)

@@ -20,7 +20,8 @@ from faststream import FastStream
 from pydantic import SecretStr
 
 from services.ingest.adapters.dead_letters import IngestDeadLetters
-from services.ingest.adapters.store import IngestStore
+from services.ingest.adapters.outbox_messages import read_stored
+from services.ingest.adapters.store import Committed, IngestStore
 from services.ingest.adapters.tables import Outbox
 from services.ingest.app import CONSUMER_GROUP, create_router
 from services.ingest.domain import ParserConfig
@@ -34,7 +35,7 @@ from shared.db import create_engine, create_session_factory
 from shared.messaging.batch_publisher import KafkaBatchPublisher
 from shared.messaging.broker import create_broker, kafka_publish
 from shared.messaging.dead_letter import DeadLetterMiddlewareFactory
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.outbox import OutboxRelay, RecentMessages
 from shared.messaging.retry import RetryPolicy
 from shared.messaging.service import ServiceRuntime, create_registry, operations_router
 from shared.settings import ServiceSettings
@@ -79,13 +80,21 @@ def build(settings: ServiceSettings, ingest: IngestSettings) -> FastAPI:
     engine = create_engine(settings.database, application_name=CLIENT_ID, pre_ping=False)  # every channel retries
     sessions = create_session_factory(engine)
     publish = kafka_publish(broker)
+    recent = RecentMessages()  # what ingest committed: the relay publishes it from memory
     relay = OutboxRelay(
         sessions,
         Outbox,
         KafkaBatchPublisher(settings.kafka, client_id=f"{CLIENT_ID}-outbox"),
         batch_size=ingest.relay_batch,
+        recent=recent,
+        read_stored=read_stored,  # the outbox rows hold no payload: what is not in memory is rebuilt
     )
-    store = IngestStore(sessions, on_commit=relay.wake)
+
+    def committed(messages: Committed) -> None:
+        recent.add(messages)
+        relay.wake()
+
+    store = IngestStore(sessions, on_commit=committed)
     ingestion = Ingestion(parser_config(ingest), store, metrics)
     dead_letters = IngestDeadLetters(publish, CONSUMER_GROUP)
     middleware = DeadLetterMiddlewareFactory(dead_letters, RetryPolicy())

@@ -7,15 +7,22 @@ rows published up to the first one that failed, in the same transaction. That ro
 stay pending (order kept) and the relay backs off. A crash between publish and commit republishes the
 rows: consumers deduplicate by event id. It wakes on ``wake()`` (the writer's commit in this process)
 or at the latest every ``poll_interval``.
+
+A writer in the relay's own process may hand it the messages it has just committed (`RecentMessages`):
+the round then claims the rows as before but takes their bytes from memory instead of reading back the
+payloads written moments earlier. The table stays the truth: which rows are pending, their order, the
+claim and the mark are the database's; a claimed row whose message is not in memory (after a restart,
+written by another process, or dropped because the relay fell far behind) is read from its row, or
+built by the writer's own `ReadStored` from the rows it refers to (ingest's outbox rows hold no payload).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import orjson
 from sqlalchemy.dialects.postgresql import insert
@@ -152,15 +159,52 @@ async def driver_transaction(sessions: async_sessionmaker[AsyncSession]) -> Asyn
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """An outbox row claimed by a relay round; ``payload`` as the database stores it (JSON text, not
-    decoded and encoded again)."""
+    """An outbox row claimed by a relay round and the Kafka record it becomes (its payload as the database
+    stores it, JSON text not decoded and encoded again, or as the writer handed it over)."""
 
     id: int
     event_id: str
-    topic: str
-    key: str
-    headers: Mapping[str, str]
-    payload: str
+    message: Outgoing
+
+
+#: Messages `RecentMessages` holds at most (~4 kB each for ingest): a relay further behind reads the oldest back.
+RECENT_LIMIT = 4000
+
+
+class RecentMessages:
+    """Messages committed to the outbox by this process and not yet published, by event id.
+
+    Filled only after the writer's commit (a rolled-back message must never be published), emptied as the
+    relay's marks commit. When full, the oldest are dropped: the relay claims in id order, so it reaches
+    the dropped ones first and reads them from their rows. A message whose row was published before it
+    got here (a round that ran between the commit and ``add``, or another instance's relay) is never
+    claimed again: it stays until it is the oldest, so the limit also bounds what such strays hold.
+    """
+
+    def __init__(self, limit: int = RECENT_LIMIT) -> None:
+        self._limit = limit
+        self._messages: dict[str, Outgoing] = {}
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, committed: Iterable[tuple[str, Outgoing]]) -> None:
+        messages = self._messages
+        messages.update(committed)
+        while len(messages) > self._limit:
+            del messages[next(iter(messages))]
+
+    def get(self, event_id: str) -> Outgoing | None:
+        return self._messages.get(event_id)
+
+    def forget(self, event_ids: Iterable[str]) -> None:
+        for event_id in event_ids:
+            self._messages.pop(event_id, None)
+
+
+#: The messages of claimed rows, read in the claim's transaction (``driver``: its asyncpg connection): row id ->
+#: Kafka record, one for each id given.
+ReadStored = Callable[[Any, Sequence[int]], Awaitable[Mapping[int, Outgoing]]]
 
 
 class OutboxRelay:
@@ -173,6 +217,8 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         backoff: Backoff | None = None,
+        recent: RecentMessages | None = None,
+        read_stored: ReadStored | None = None,
     ) -> None:
         self._sessions = sessions
         self._model = model
@@ -188,14 +234,19 @@ class OutboxRelay:
         # statement each; an IN list of the round's ids was a new statement, parsed and planned again,
         # whenever the round's size changed; SQLAlchemy's result rows cost more than the rest of the claim).
         # The JSON columns are read as text: headers decoded with orjson, the payload passed on as it is.
-        self._claim = (
-            f"SELECT id, event_id, topic, key, headers::text, payload::text FROM {table}"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
-        )
+        self._recent = recent
+        pending = " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+        self._claim = f"SELECT id, event_id, topic, key, headers::text, payload::text FROM {table}{pending}"
+        # With messages in memory the claim reads no payload; those not in memory are read by id.
+        self._claim_ids = f"SELECT id, event_id, topic, key FROM {table}{pending}"
+        self._read = f"SELECT id, topic, key, headers::text, payload::text FROM {table} WHERE id = ANY($1)"
+        self._read_stored: ReadStored = read_stored or self._read_rows
         self._mark = f"UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
         self._failed = f"UPDATE {table} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        #: Claimed rows whose message was not in memory (read from the table), with ``recent`` given.
+        self.read_back = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -229,8 +280,7 @@ class OutboxRelay:
         attempt count), so that ``run`` backs off.
         """
         async with driver_transaction(self._sessions) as driver:
-            found = await driver.fetch(self._claim, self._batch_size)
-            rows = [Claimed(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]) for row in found]
+            rows = await self._claimed(driver)
             if not rows:
                 return 0
             published, failure = await self._publish_round(rows)
@@ -240,16 +290,35 @@ class OutboxRelay:
                 failed = rows[len(published)]
                 error = f"{type(failure).__name__}: {failure}"[:2000]
                 await driver.execute(self._failed, failed.id, error)
+        if self._recent is not None:
+            self._recent.forget(row.event_id for row in rows[: len(published)])
         self._log_round(rows, published)
         if failure is not None:
             raise failure
         return len(published)
 
+    async def _claimed(self, driver: Any) -> list[Claimed]:
+        """This round's rows, claimed, with their messages (from memory where the writer handed them over)."""
+        if self._recent is None:
+            found = await driver.fetch(self._claim, self._batch_size)
+            return [Claimed(row[0], row[1], _outgoing(row[2], row[3], row[4], row[5])) for row in found]
+        recent = self._recent
+        found = await driver.fetch(self._claim_ids, self._batch_size)
+        messages = {row[0]: recent.get(row[1]) for row in found}
+        missing = [row_id for row_id, message in messages.items() if message is None]
+        self.read_back += len(missing)
+        if missing:  # the rows are locked by this transaction: each is found
+            messages.update(await self._read_stored(driver, missing))
+        return [Claimed(row[0], row[1], cast(Outgoing, messages[row[0]])) for row in found]
+
+    async def _read_rows(self, driver: Any, ids: Sequence[int]) -> dict[int, Outgoing]:
+        """The default `ReadStored`: each row's own headers and payload."""
+        return {row[0]: _outgoing(*row[1:]) for row in await driver.fetch(self._read, ids)}
+
     async def _publish_round(self, rows: Sequence[Claimed]) -> tuple[list[Delivery], Exception | None]:
         """The deliveries of the rows before the first failure, and that failure."""
         try:
-            messages = [Outgoing(row.topic, row.key.encode(), row.payload.encode(), row.headers) for row in rows]
-            results = await self._publisher.publish(messages)
+            results = await self._publisher.publish([row.message for row in rows])
         except Exception as exc:  # nothing of the round is known to be published
             results = [exc]
         deliveries: list[Delivery] = []
@@ -272,6 +341,7 @@ class OutboxRelay:
             first_event_id=rows[0].event_id,
             last_event_id=rows[len(published) - 1].event_id,
             last_offsets=last,
+            read_back=self.read_back,
         )
 
     def _record_failure(self, exc: Exception) -> None:
@@ -287,3 +357,8 @@ class OutboxRelay:
             return
         if event is self._wake and not self._stopped.is_set():
             self._wake.clear()
+
+
+def _outgoing(topic: str, key: str, headers: str, payload: str) -> Outgoing:
+    """The Kafka record of a row as read: its headers decoded, its payload text passed on as stored."""
+    return Outgoing(topic, key.encode(), payload.encode(), orjson.loads(headers))

@@ -41,7 +41,7 @@ async def test_a_batch_that_fails_after_its_ledger_insert_leaves_nothing_behind(
     migrate(database_url)
     engine = create_async_engine(database_url)
     commits: list[int] = []
-    store = IngestStore(create_session_factory(engine), on_commit=lambda: commits.append(1))
+    store = IngestStore(create_session_factory(engine), on_commit=lambda committed: commits.append(len(committed)))
     control = f"ATOMIC-{uuid.uuid4().hex[:12]}"
     config = ParserConfig(frozenset({STUDY}), STUDY)
     now = datetime.now(UTC)
@@ -55,7 +55,7 @@ async def test_a_batch_that_fails_after_its_ledger_insert_leaves_nothing_behind(
                 raise RuntimeError("fails after the ledger, the events and the outbox row were written")
         ledger = "SELECT count(*) FROM ingest.raw_input WHERE source_key = :key"
         assert await scalar(engine, ledger, key=key) == 0, "the ledger row was committed without its outbox row"
-        outbox = "SELECT count(*) FROM ingest.outbox WHERE payload->>'dedup_key' = :key"
+        outbox = "SELECT count(*) FROM ingest.outbox WHERE source_key = :key"
         assert await scalar(engine, outbox, key=key) == 0
         assert commits == []
         async with store.transaction() as writer:

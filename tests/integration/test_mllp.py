@@ -111,7 +111,7 @@ async def test_many_messages_on_one_connection_get_exactly_one_correct_ack_each(
     assert await scalar(db, accepted, key=f"HL7:MLLP-LAB:{run}-%") == 3  # visible as soon as the ACK came
     quarantined = "SELECT error FROM ingest.quarantine WHERE channel = 'mllp' AND error LIKE :key"
     assert "MSH-9" in str(await scalar(db, quarantined, key=f"%{run}-2%"))
-    published = "SELECT count(*) FROM ingest.outbox WHERE payload->>'dedup_key' LIKE :key"
+    published = "SELECT count(*) FROM ingest.outbox WHERE source_key LIKE :key"
     assert await scalar(db, published, key=f"HL7:MLLP-LAB:{run}-%") == 2  # not the duplicate, not T mode
 
 

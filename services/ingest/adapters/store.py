@@ -2,16 +2,19 @@
 
 In one transaction: the accepted-source ledger (``raw_input``, ``ON CONFLICT DO NOTHING`` on the dedup
 key, so a re-sent record is found here and published no second time), then for the records that are new
-their canonical events and one outbox row each (RecordIngested, keyed by study id), and the quarantine
-rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. The outbox relay is
-woken after the commit, and publishes in commit order.
+their canonical events and one outbox row each (RecordIngested, keyed by study id; the row names the
+record, whose ledger row and events make the message: `services.ingest.adapters.outbox_messages`), and
+the quarantine rows. The ledger insert is one ``unnest`` statement; the other rows go in with COPY. After the commit the
+outbox relay is handed the new RecordIngested messages (it publishes them from memory, in commit order,
+instead of reading back what was just written) and woken.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -22,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.adapters.tables import SCHEMA
 from services.ingest.batch import Batch, EventRow, RecordRow
 from services.ingest.ports import StorageUnavailableError
-from shared.messaging.outbox import driver_transaction
+from shared.messaging.outbox import RECENT_LIMIT, Outgoing, driver_transaction
 from shared.messaging.topics import EVENTS
 
 LEDGER_INSERT = """
@@ -35,13 +38,15 @@ ON CONFLICT (source_key) DO NOTHING
 RETURNING source_key
 """
 EVENT_COLUMNS = EventRow._fields
-OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload")
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "source_key")
 QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
 MESSAGE_KIND = "record.ingested"
-#: Columns added by migration 0002: selecting them fails on an older schema.
+#: Columns added by migrations 0002 and 0009_ingestpg: selecting them fails on an older schema.
 SCHEMA_PROBES = (
     "SELECT source_key, study_id, channel, origin, non_production, event_count FROM ingest.raw_input LIMIT 0",
     "SELECT channel, format FROM ingest.quarantine LIMIT 0",
+    "SELECT source_key FROM ingest.outbox LIMIT 0",
+    "SELECT ordinal FROM ingest.canonical_event LIMIT 0",
 )
 #: The database is away or going away (raised as StorageUnavailableError: nothing was stored).
 STORAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -54,23 +59,31 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def outbox_headers(row: RecordRow, channel: str) -> str:
-    """JSON headers of the RecordIngested outbox row (the relay copies them onto the Kafka record)."""
-    headers = {
-        "content-type": "application/json",
-        "event_id": row.record_id,
+#: Written, committed messages handed to the relay: (event id, Kafka record).
+Committed = Sequence[tuple[str, Outgoing]]
+
+
+def outbox_headers(row: RecordRow, channel: str) -> dict[str, str]:
+    """Headers of the RecordIngested outbox row (the relay copies them onto the Kafka record), in the
+    order jsonb keeps its keys (shortest first), so a record published from memory and one read back from
+    its row carry them in the same order."""
+    return {
         "kind": MESSAGE_KIND,
-        "schema_version": "1",
         "channel": channel,
+        "event_id": row.record_id,
+        "content-type": "application/json",
+        "schema_version": "1",
     }
-    return orjson.dumps(headers).decode()
 
 
 class BatchWriter:
-    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters)."""
+    """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters);
+    ``committed`` keeps the last outbox messages written, for the relay once the transaction commits (no
+    more than the relay keeps: a file's worth in one transaction must not be held in memory whole)."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, keep: int = RECENT_LIMIT) -> None:
         self._driver = driver
+        self.committed: deque[tuple[str, Outgoing]] = deque(maxlen=keep)
 
     async def write(self, batch: Batch) -> set[str]:
         """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
@@ -84,9 +97,12 @@ class BatchWriter:
             )
         if new_rows:
             channel = batch.arrival.channel
-            outbox = [
-                (row.record_id, EVENTS, row.study_id, outbox_headers(row, channel), row.message) for row in new_rows
-            ]
+            outbox, committed = [], self.committed
+            for row in new_rows:
+                message = cast(str, row.message)
+                headers = outbox_headers(row, channel)
+                outbox.append((row.record_id, EVENTS, row.study_id, orjson.dumps(headers).decode(), row.key))
+                committed.append((row.record_id, Outgoing(EVENTS, row.study_id.encode(), message.encode(), headers)))
             await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
         if batch.quarantine:
             arrival = batch.arrival
@@ -123,7 +139,7 @@ class SchemaOutdatedError(RuntimeError):
 
 
 class IngestStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[], None]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_commit: Callable[[Committed], None]) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
 
@@ -135,16 +151,18 @@ class IngestStore:
                     await session.execute(text(probe))
             except ProgrammingError as error:
                 raise SchemaOutdatedError(
-                    "ingest tables are not at migration 0002: run `alembic -c deploy/alembic.ini upgrade head` "
+                    "ingest tables are older than this code: run `alembic -c deploy/alembic.ini upgrade head` "
                     "(a database stamped past 0002 while it was empty: `alembic stamp 0001`, then upgrade head)"
                 ) from error
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BatchWriter]:
-        """Everything written through the writer commits together; the relay is woken after the commit."""
+        """Everything written through the writer commits together; its messages go to ``on_commit`` after
+        the commit (never before: a message rolled back must not be published)."""
         try:
             async with driver_transaction(self._sessions) as driver:
-                yield BatchWriter(driver)
+                writer = BatchWriter(driver)
+                yield writer
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
-        self._on_commit()
+        self._on_commit(writer.committed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Identity, Integer, PrimaryKeyConstraint, Text, func
+from sqlalchemy import JSON, BigInteger, Identity, Integer, PrimaryKeyConstraint, SmallInteger, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, OutboxMixin, outbox_table_args
@@ -56,6 +56,8 @@ class CanonicalEvent(Base):
     subject_id: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # stored as written (migration 0005)
     recorded_at: Mapped[datetime]
+    #: The event's place among its record's events (RecordIngested's order); NULL before migration 0009_ingestpg.
+    ordinal: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class Quarantine(Base):
@@ -75,7 +77,13 @@ class Quarantine(Base):
 
 
 class Outbox(OutboxMixin, Base):
+    """One RecordIngested to publish. Since migration 0009_ingestpg the row names its record (``source_key``)
+    and holds no payload: the message is that record's ledger row around its canonical events, written in
+    the same transaction (``services.ingest.adapters.outbox_messages``). Older rows carry their payload."""
+
     __tablename__ = "outbox"
     __table_args__ = outbox_table_args(SCHEMA)
 
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # RecordIngested as ingest wrote it (migration 0005)
+    # Nullable here only (the mixin's other outboxes always hold their payload); as written (migration 0005).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # type: ignore[assignment]
+    source_key: Mapped[str | None] = mapped_column(Text)
