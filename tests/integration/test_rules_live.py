@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.safety_rules.adapters.batch_store import BatchStateStore
 from services.safety_rules.adapters.participant_cache import ParticipantCache
+from services.safety_rules.adapters.participant_rows import Written
 from services.safety_rules.adapters.relay_order import relay_sessions
 from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
 from services.safety_rules.adapters.tables import Outbox
@@ -455,13 +456,14 @@ def saved_through(connection: Connection, cache: ParticipantCache, state: Partic
     store.flush()
 
 
-async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0007_still_reads(
+async def test_a_batch_appends_one_row_of_its_new_results_and_older_rows_still_read(
     adapter_database: str,
 ) -> None:
     """A state row written before migration 0007 holds its results in its JSON: it reads as it is and its
-    results become rows at its next write; after that a batch writes the rows of new results only."""
+    results become rows at its next write; after that a batch appends one row with its new results only.
+    Rows of one result each (0007-0008) read in their seq order, and chunks follow them."""
     before = ParticipantState("AD-ROWS", results={key: alt(key, "10") for key in "AB"})
-    rows = "SELECT seq, value ->> 'key', xmin::text FROM safety_rules.participant_result WHERE study_id = 'ROWS'"
+    rows = "SELECT seq, value::text, xmin::text FROM safety_rules.participant_result WHERE study_id = 'ROWS'"
     engine = create_async_engine(adapter_database)
     try:
         async with engine.connect() as connection:
@@ -473,12 +475,27 @@ async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0
             state = (await connection.execute(text("SELECT state FROM safety_rules.participant_state"))).scalar_one()
             assert state["results"] == [], "the results left the state row"
             first = (await connection.execute(text(rows + " ORDER BY seq"))).all()
-            assert [(seq, key) for seq, key, _ in first] == [(0, "A"), (1, "B"), (2, "C")]
+            assert [(seq, keys_of(value)) for seq, value, _ in first] == [(0, ["A", "B", "C"])]
             await transaction.commit()
-            await connection.run_sync(lambda sync: with_result(sync, "D"))
+            await connection.run_sync(lambda sync: with_result(sync, "D", "E"))
             second = (await connection.execute(text(rows + " ORDER BY seq"))).all()
-            assert second[:3] == first, "the rows of unchanged results are not written again"
-            assert [(seq, key) for seq, key, _ in second[3:]] == [(3, "D")]
+            assert second[:1] == first, "the row of unchanged results is not written again"
+            assert [(seq, keys_of(value)) for seq, value, _ in second[1:]] == [(1, ["D", "E"])]
+            await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'ROWS'"))
+            old_rows = [
+                {"s": "ROWS", "p": "AD-ROWS", "q": seq, "v": orjson.dumps(alt(key, "9").to_json()).decode()}
+                for seq, key in enumerate("DAB")
+            ]
+            insert = "INSERT INTO safety_rules.participant_result VALUES (:s, :p, :q, CAST(:v AS json))"
+            await connection.execute(text(insert), old_rows)
+            await connection.commit()
+            reread = await connection.run_sync(lambda sync: with_result(sync, "A", "F"))
+            assert list(reread.results) == ["D", "A", "B", "F"], "0007's rows in seq order, A changed in place"
+            assert reread.results["A"] == alt("A", "12") and reread.results["B"] == alt("B", "9")
+            third = (await connection.execute(text(rows + " ORDER BY seq"))).all()
+            assert [(seq, keys_of(value)) for seq, value, _ in third[3:]] == [(3, ["A", "F"])]
+            again = await connection.run_sync(with_result)
+            assert again.results == reread.results and list(again.results) == list(reread.results)
             await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'ROWS'"))
             await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'ROWS'"))
             await connection.commit()
@@ -486,25 +503,34 @@ async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0
         await engine.dispose()
 
 
-def with_result(connection: Connection, key: str) -> None:
-    store = BatchStateStore(connection, cache=ParticipantCache(10))
+def keys_of(value: str) -> list[str]:
+    """The result keys a chunk row sets, in its order."""
+    return [entry[0] for entry in orjson.loads(value)]
+
+
+def with_result(connection: Connection, *keys: str) -> ParticipantState:
+    """Reads the participant (from its rows: no cache), sets results ``keys`` and writes it."""
+    store = BatchStateStore(connection)
     store.prefetch("ROWS", ["AD-ROWS"], [])
     state = store.load_participant("ROWS", "AD-ROWS")
     assert state is not None
-    state.results[key] = alt(key, "12")
+    for key in keys:
+        state.results[key] = alt(key, "12")
     store.save_participant("ROWS", state)
     store.flush()
+    return state
 
 
 def test_the_participant_cache_drops_the_least_recently_written_beyond_its_size() -> None:
     cache = ParticipantCache(2)
     states = {name: ParticipantState(name) for name in ("AD-1", "AD-2", "AD-3")}
     for name, state in states.items():
-        cache.put(("S", name), "100", state, {})
+        cache.put(("S", name), "100", state, Written({}))
     assert len(cache) == 2
     assert cache.take(("S", "AD-1"), "100") is None
     assert cache.take(("S", "AD-2"), "101") is None, "another xmin: not the row the state was written to"
-    assert cache.take(("S", "AD-3"), "100") == (states["AD-3"], {})
+    taken = cache.take(("S", "AD-3"), "100")
+    assert taken is not None and taken[0] is states["AD-3"]
     assert len(cache) == 0
 
 

@@ -72,7 +72,7 @@ class SqlStateStore:
         key, data = (study_id, state.subject_id), state_json(state)
         loaded = self._participants.get(key)
         change = changes_of(state, None if loaded is None else loaded[1])
-        if loaded is not None and loaded[0] == data and not change.upserts and not change.deletes:
+        if loaded is not None and loaded[0] == data and not change.entries and not change.rewrite:
             return
         write_results(self._connection, [(key, change)])
         row = tables.ParticipantState
