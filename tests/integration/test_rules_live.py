@@ -33,7 +33,7 @@ from safety_rules_service.live_inputs import (
 )
 from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database, read_topic
 from safety_rules_service.store_contract import CONTRACT, OpenStore, alt
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.safety_rules.adapters.batch_store import BatchStateStore
@@ -44,6 +44,7 @@ from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
 from services.safety_rules.adapters.tables import Outbox
 from services.safety_rules.adapters.tables import ParticipantState as ParticipantRow
 from services.safety_rules.domain import ParticipantState, StateStore
+from services.safety_rules.domain.state import DoseFact
 from shared.events import RecordIngested
 from shared.messaging.batch_publisher import EarlierRecordFailedError, KafkaBatchPublisher
 from shared.messaging.outbox import Delivery, OutboxMessage, OutboxRelay, Outgoing, PublishResult, enqueue_many
@@ -501,6 +502,70 @@ async def test_a_batch_appends_one_row_of_its_new_results_and_older_rows_still_r
             await connection.commit()
     finally:
         await engine.dispose()
+
+
+async def test_the_facts_column_is_written_only_when_the_facts_changed_and_reads_back_either_way(
+    adapter_database: str,
+) -> None:
+    """Migration 0009: a batch that changes no adverse event, reaction or dose sends NULL for ``facts`` and
+    the row keeps them; a state written whole by `SqlStateStore` (``facts`` NULL) reads back whole."""
+    sent: list[object] = []
+    cache = ParticipantCache(10)
+    dose = DoseFact(datetime(2026, 1, 5, 8, tzinfo=UTC), True, "REC:EX:1")
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            sync_connection = await connection.run_sync(lambda sync: sync)
+            event.listen(sync_connection, "before_cursor_execute", facts_sent(sent))
+            state = ParticipantState("AD-FACTS")
+            state.record_dose(dose)
+            await connection.run_sync(lambda sync: flushed(sync, cache, state))
+            await connection.commit()
+            assert sent == [
+                ['{"adverse_events":[],"injection_sites":[],"doses":[' + orjson.dumps(dose).decode() + "]}"]
+            ]
+            cached = await connection.run_sync(lambda sync: flushed(sync, cache, None, "K1"))
+            await connection.commit()
+            assert cached is state and sent[-1] == [None], "unchanged facts: NULL, the row keeps them"
+            reread = await connection.run_sync(lambda sync: flushed(sync, None, None))
+            assert reread.doses == {"REC:EX:1": dose} and list(reread.results) == ["K1"]
+            await connection.run_sync(lambda sync: SqlStateStore(sync).save_participant("FACTS", reread))
+            await connection.commit()
+            whole = (await connection.execute(text("SELECT state, facts FROM safety_rules.participant_state"))).one()
+            assert whole.facts is None and whole.state["doses"] == [orjson.loads(orjson.dumps(dose))]
+            again = await connection.run_sync(lambda sync: flushed(sync, None, None))
+            assert again.doses == {"REC:EX:1": dose} and sent[-1] != [None], "read from state: written again"
+            await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'FACTS'"))
+            await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'FACTS'"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def facts_sent(sent: list[object]) -> Callable[..., None]:
+    """A ``before_cursor_execute`` listener noting the ``facts`` array of each state upsert."""
+
+    def note(_conn: object, _cursor: object, statement: str, parameters: Sequence[object], *_: object) -> None:
+        if statement.startswith("INSERT INTO safety_rules.participant_state AS p"):
+            sent.append(parameters[3])
+
+    return note
+
+
+def flushed(
+    connection: Connection, cache: ParticipantCache | None, state: ParticipantState | None, *keys: str
+) -> ParticipantState:
+    """``state`` saved (None: the one read, with results ``keys`` added) through a batch store."""
+    store = BatchStateStore(connection, cache=cache)
+    store.prefetch("FACTS", ["AD-FACTS"], [])
+    if state is None:
+        state = store.load_participant("FACTS", "AD-FACTS")
+        assert state is not None
+    for key in keys:
+        state.results[key] = alt(key, "12")
+    store.save_participant("FACTS", state)
+    store.flush()
+    return state
 
 
 def keys_of(value: str) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from safety_rules_service.store_contract import evaluated_in_memory
 from services.safety_rules.adapters.participant_rows import (
@@ -21,7 +22,10 @@ from services.safety_rules.adapters.participant_rows import (
     changes_of,
     chunk_text,
     entry_json,
+    facts_of,
+    facts_text,
     replayed,
+    same_facts,
     state_json,
     state_text,
 )
@@ -163,7 +167,7 @@ def test_the_state_text_is_the_json_of_the_states_own_serialisation() -> None:
     odd.anchors["ANC"] = Series([datetime(2026, 1, 5, 0, 0, 0, 1, tzinfo=UTC)], ["k"])
     odd.support["R"] = {("A", "x|y"), ("B", "z")}
     for state in [*states, odd]:
-        assert orjson.loads(state_text(state)) == state_json(state)
+        assert {**orjson.loads(state_text(state)), **orjson.loads(facts_text(facts_of(state)))} == state_json(state)
     written = {"results", "first_dose", "first_dose_start", "baselines", "users", "missed", "series"}
     assert {field.name for field in dataclasses.fields(ParticipantState)} - written == {
         "subject_id",
@@ -192,3 +196,27 @@ def test_a_chunks_result_entries_are_the_json_of_the_results_own_serialisation()
     ]:
         [entry, key] = orjson.loads(chunk_text([value, value.key]))
         assert entry_json(entry) == value.to_json() and key == value.key
+
+
+def test_facts_are_the_same_only_as_the_very_objects_written() -> None:
+    """The ``facts`` column is left out of an update only when the state holds the very fact objects it
+    was written from: a fact replaced by an equal one at another UTC offset (an equal datetime, another
+    text) is written again, and so is one added, removed or replaced."""
+    state = ParticipantState("AD-1")
+    state.record_dose(DoseFact(datetime(2026, 1, 5, 8, tzinfo=UTC), True, "REC:EX:1"))
+    held = facts_of(state)
+    assert same_facts(facts_of(state), held) and not same_facts(held, None)
+    shifted = datetime(2026, 1, 5, 9, tzinfo=timezone(timedelta(hours=1)))
+    state.doses["REC:EX:1"] = DoseFact(shifted, True, "REC:EX:1")
+    assert state.doses["REC:EX:1"] == held[2][0] and not same_facts(facts_of(state), held)
+    state.doses["REC:EX:1"] = held[2][0]
+    assert same_facts(facts_of(state), held)
+    state.record_dose(DoseFact(datetime(2026, 1, 6, 8, tzinfo=UTC), True, "REC:EX:2"))
+    assert not same_facts(facts_of(state), held)
+
+
+def test_the_facts_are_frozen() -> None:
+    """`same_facts` compares identities: a fact changed in place would never be written."""
+    dose = DoseFact(datetime(2026, 1, 5, 8, tzinfo=UTC), True, "REC:EX:1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dose.given = False  # type: ignore[misc]

@@ -32,6 +32,7 @@ read from the database) takes the full comparison, after which tracking starts a
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -44,6 +45,7 @@ from sqlalchemy import Connection, select, text
 from services.safety_rules.adapters import tables
 from services.safety_rules.domain import ParticipantState
 from services.safety_rules.domain.results import LabValue
+from services.safety_rules.domain.state import AeFacts, DoseFact, InjectionSiteFacts
 
 #: A log written again once it holds more dead entries than live ones plus this many, or more rows than
 #: `MAX_ROWS` (reading a participant's rows back costs a row each).
@@ -51,18 +53,27 @@ DEAD_SLACK = 32
 MAX_ROWS = 128
 
 
+#: A state's adverse events, injection-site reactions and doses (the very objects: frozen dataclasses,
+#: replaced when they change, never changed in place).
+Facts = tuple[tuple[AeFacts, ...], tuple[InjectionSiteFacts, ...], tuple[DoseFact, ...]]
+#: The sections of a state's JSON in the row's ``facts`` column (migration 0009), in `Facts`' order.
+FACT_SECTIONS = ("adverse_events", "injection_sites", "doses")
+
+
 class Written:
     """What a participant's result rows hold: ``values``, the results their log gives, in its order (the
     very value objects they were written from: results are immutable named tuples), ``next_seq`` for the
-    next row, and how many ``rows`` and ``entries`` (live or dead) the log has."""
+    next row, and how many ``rows`` and ``entries`` (live or dead) the log has; and ``facts``, the facts
+    the state row's ``facts`` column holds (None: not known, or the column is NULL)."""
 
-    __slots__ = ("entries", "next_seq", "rows", "values")
+    __slots__ = ("entries", "facts", "next_seq", "rows", "values")
 
     def __init__(self, values: dict[str, LabValue], next_seq: int = 0, rows: int = 0, entries: int = 0) -> None:
         self.values = values
         self.next_seq = next_seq
         self.rows = rows
         self.entries = entries
+        self.facts: Facts | None = None
 
     def worn(self) -> bool:
         """Whether the log is to be written again as one chunk (see `DEAD_SLACK`)."""
@@ -90,25 +101,41 @@ def state_json(state: ParticipantState) -> dict[str, Any]:
 
 
 def state_text(state: ParticipantState) -> str:
-    """`state_json` as JSON text, serialised by orjson from the state's own objects: its facts are slots
-    dataclasses and its times datetimes, both of which orjson writes as ``to_json`` does (field order,
-    ``isoformat``), in C; building the dicts of ``to_json`` first was a seventh of the CPU in a flood.
-    tests/safety_rules_service/test_participant_rows.py holds it equal to ``state_json``."""
+    """The ``state`` column: `state_json` but for the `FACT_SECTIONS`, as JSON text serialised by orjson
+    from the state's own objects: its facts are slots dataclasses and its times datetimes, both of which
+    orjson writes as ``to_json`` does (field order, ``isoformat``), in C; building the dicts of ``to_json``
+    first was a seventh of the CPU in a flood. tests/safety_rules_service/test_participant_rows.py holds it
+    and `facts_text` together equal to ``state_json``."""
     return orjson.dumps(
         {
             "subject_id": state.subject_id,
             "results": [],
             "specimens": state.specimens,
             "anchors": {name: series.entries() for name, series in state.anchors.items()},
-            "adverse_events": list(state.adverse_events.values()),
-            "injection_sites": list(state.injection_sites.values()),
-            "doses": list(state.doses.values()),
             "active": {"|".join(slot): signal for slot, signal in state.active.items()},
             "support": {rule: sorted(map("|".join, slots)) for rule, slots in state.support.items()},
             "latest_at": state.latest_at,
             "prune_at": state.prune_at,
         }
     ).decode()
+
+
+def facts_of(state: ParticipantState) -> Facts:
+    return tuple(state.adverse_events.values()), tuple(state.injection_sites.values()), tuple(state.doses.values())
+
+
+def facts_text(facts: Facts) -> str:
+    """The ``facts`` column: the `FACT_SECTIONS` of ``to_json`` (a section is the list of its facts)."""
+    return orjson.dumps(dict(zip(FACT_SECTIONS, facts, strict=True))).decode()
+
+
+def same_facts(facts: Facts, held: Facts | None) -> bool:
+    """Whether ``facts`` are the very objects ``held`` (identity: equal times of different offsets are
+    equal datetimes, yet not the same text)."""
+    return held is not None and all(
+        len(mine) == len(theirs) and all(map(operator.is_, mine, theirs))
+        for mine, theirs in zip(facts, held, strict=True)
+    )
 
 
 def chunk_text(entries: Sequence[Entry]) -> str:
@@ -153,12 +180,17 @@ def replayed(rows: Iterable[tuple[int, Any]]) -> tuple[dict[str, dict[str, Any]]
     return results, next_seq, count, entries
 
 
-def state_of(data: Mapping[str, Any], rows: Sequence[tuple[int, Any]]) -> tuple[ParticipantState, Written]:
-    """The state from its row's JSON and its result rows (in ``seq`` order), and what those rows hold."""
+def state_of(
+    data: Mapping[str, Any], facts: Mapping[str, Any] | None, rows: Sequence[tuple[int, Any]]
+) -> tuple[ParticipantState, Written]:
+    """The state from its row's JSON columns (``facts`` None: ``data`` holds them) and its result rows (in
+    ``seq`` order), and what those rows hold."""
     results, next_seq, count, entries = replayed(rows)
-    state = ParticipantState.from_json({**data, "results": [*data["results"], *results.values()]})
+    state = ParticipantState.from_json({**data, **(facts or {}), "results": [*data["results"], *results.values()]})
     held = {key: state.results[key] for key in results if key in state.results}
-    return state, Written(held, next_seq, count, entries)
+    written = Written(held, next_seq, count, entries)
+    written.facts = None if facts is None else facts_of(state)
+    return state, written
 
 
 def changes(results: Mapping[str, LabValue], written: Written) -> ResultChanges:
@@ -297,8 +329,9 @@ def read_participants(
 ) -> dict[str, tuple[ParticipantState, Written] | None]:
     """Each subject's state and what its result rows hold (None: no state row), one query per table."""
     row, result = tables.ParticipantState, tables.ParticipantResult
-    query = select(row.subject_id, row.state).where(row.study_id == study_id, row.subject_id.in_(subjects))
-    states: dict[str, dict[str, Any]] = {subject: state for subject, state in connection.execute(query)}
+    query = select(row.subject_id, row.state, row.facts)
+    query = query.where(row.study_id == study_id, row.subject_id.in_(subjects))
+    states = {subject: (state, facts) for subject, state, facts in connection.execute(query)}
     rows = connection.execute(
         select(result.subject_id, result.seq, result.value)
         .where(result.study_id == study_id, result.subject_id.in_(subjects))
@@ -307,8 +340,8 @@ def read_participants(
     results = _grouped(rows.all())
     found: dict[str, tuple[ParticipantState, Written] | None] = {}
     for subject_id in subjects:
-        data = states.get(subject_id)
-        found[subject_id] = None if data is None else state_of(data, results.get(subject_id, []))
+        columns = states.get(subject_id)
+        found[subject_id] = None if columns is None else state_of(*columns, results.get(subject_id, []))
     return found
 
 
