@@ -112,8 +112,11 @@ class Service:
             self.process = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=out, stderr=out)
 
     def cpu_seconds(self) -> float:
+        return sum(self.user_system_seconds())
+
+    def user_system_seconds(self) -> tuple[float, float]:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
     async def wait_healthy(self) -> None:
         await wait_http_healthy(self.process, f"http://127.0.0.1:{self.port}/healthz", "safety_rules")
@@ -230,6 +233,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         backends: dict[int, float] = {}
         backends_before = await backend_cpu_seconds(db, backends)
         wal_before = await wal_lsn(db)
+        system_before = service.user_system_seconds()[1]
         cpu_before, pg_before, started = service.cpu_seconds(), postgres_cpu_seconds(cfg), time.monotonic()
         sending = asyncio.create_task(publish(KafkaSettings.from_mapping(cfg.env), topics[0], values, args.rate))
         peak = 0.0
@@ -254,6 +258,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "records_per_s": round(done / seconds, 1),
             "service_cpu_ms_per_record": round(1000 * cpu / done, 3),
             "records_per_cpu_s": round(done / cpu, 1) if cpu else None,
+            "service_system_cpu_share": round((service.user_system_seconds()[1] - system_before) / cpu, 2)
+            if cpu
+            else None,
             "postgres_cpu_s": round(pg_cpu, 2),
             "postgres_cpu_ms_per_record": round(1000 * pg_cpu / done, 3),
             "service_backends_cpu_s": round(backends_cpu, 2),
