@@ -6,9 +6,11 @@ the SQL is in the integration tests)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -29,11 +31,13 @@ from services.safety_rules.adapters.participant_rows import (
     state_json,
     state_text,
 )
-from services.safety_rules.domain import ParticipantState
+from services.safety_rules.domain import ParticipantState, packaged_study
 from services.safety_rules.domain.results import LabValue, Series
-from services.safety_rules.domain.state import ActiveSignal, DoseFact
+from services.safety_rules.domain.state import ActiveSignal, AeFacts, DoseFact, InjectionSiteFacts
+from trialwatch.replay import replay
 
 Rows = dict[int, list[Entry]]
+FIXTURES = [Path(__file__).resolve().parents[1] / "fixtures" / name for name in ("corpus", "inputs")]
 
 
 def alt(key: str, value: int) -> LabValue:
@@ -215,8 +219,24 @@ def test_facts_are_the_same_only_as_the_very_objects_written() -> None:
     assert not same_facts(facts_of(state), held)
 
 
-def test_the_facts_are_frozen() -> None:
-    """`same_facts` compares identities: a fact changed in place would never be written."""
-    dose = DoseFact(datetime(2026, 1, 5, 8, tzinfo=UTC), True, "REC:EX:1")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        dose.given = False  # type: ignore[misc]
+def test_the_engine_replaces_facts_and_never_changes_one_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`same_facts` compares identities: a fact changed in place would never be written. Replaying the
+    corpus (every family of record, corrections and deletions included) with a second assignment to any
+    field of a fact failing proves the engine replaces them."""
+    built = [0]
+
+    def assign_once(fact: object, name: str, value: object) -> None:
+        assert not hasattr(fact, name), f"{type(fact).__name__}.{name} changed in place"
+        built[0] += name == "source"
+        object.__setattr__(fact, name, value)
+
+    for cls in (AeFacts, InjectionSiteFacts, DoseFact):
+        monkeypatch.setattr(cls, "__setattr__", assign_once)
+    files = [path for folder in FIXTURES for path in sorted(folder.iterdir()) if path.is_file()]
+    inputs = [(path.name, path.open("rb")) for path in files]
+    try:
+        assert replay(inputs, packaged_study(), io.BytesIO(), io.BytesIO()) in (0, 65)
+    finally:
+        for _, stream in inputs:
+            stream.close()
+    assert built[0] > 40, "the corpus builds many facts"

@@ -32,7 +32,7 @@ def utc_date(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AeFacts:
     """What the rules need of the current version of one adverse event (SAFETY_RULES §3, §6)."""
 
@@ -54,7 +54,7 @@ class AeFacts:
     anaphylaxis: bool
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class InjectionSiteFacts:
     """An injection-site reaction: a diary report (graded from findings unless sent) or an ISR AE."""
 
@@ -66,7 +66,7 @@ class InjectionSiteFacts:
     findings: tuple[str, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class DoseFact:
     """One exposure record: when, and whether the dose was given (EXOCCUR)."""
 
