@@ -11,7 +11,9 @@ processed_event holds every distinct record id. Reports records/s, the service's
 and peak), the latency histogram's p50/p99 (received_at -> commit; with --rate, a paced run) and the CPU time
 PostgreSQL spent meanwhile (postmaster, its backends and workers, and those that ended: the stack serves only
 this benchmark, so that is what the service's statements cost it, plus the benchmark's own polling and whatever
-checkpoints and autovacuum happen to run) and, of that, the service's own backends (its connections).
+checkpoints and autovacuum happen to run) and, of that, the service's own backends (its connections); the
+WAL the server wrote meanwhile (its range, for ``pg_waldump --stats``) and the rows each safety_rules table
+took (inserted, updated, of which HOT, deleted). ``--keep-database`` leaves the database for inspection.
 """
 
 from __future__ import annotations
@@ -110,8 +112,11 @@ class Service:
             self.process = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stdout=out, stderr=out)
 
     def cpu_seconds(self) -> float:
+        return sum(self.user_system_seconds())
+
+    def user_system_seconds(self) -> tuple[float, float]:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
     async def wait_healthy(self) -> None:
         await wait_http_healthy(self.process, f"http://127.0.0.1:{self.port}/healthz", "safety_rules")
@@ -175,6 +180,38 @@ async def publish(kafka: KafkaSettings, topic: str, records: Sequence[RecordInge
     return time.monotonic() - started
 
 
+async def wal_lsn(db: AsyncEngine) -> int:
+    """The server's WAL insert position in bytes (the stack serves only this benchmark: the WAL written
+    between two readings is what the service's transactions cost, plus checkpoints' full-page images)."""
+    async with db.connect() as connection:
+        query = text("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")
+        return int((await connection.execute(query)).scalar_one())
+
+
+def lsn_text(position: int) -> str:
+    """A WAL position as PostgreSQL writes it (what ``pg_waldump --start/--end`` take)."""
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+
+async def table_rows(db: AsyncEngine) -> dict[str, dict[str, int]]:
+    """Per safety_rules table of the benchmark's database: rows inserted, updated (of which HOT) and
+    deleted so far (the statistics collector's counters, which lag up to a second behind)."""
+    query = text(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
+        " WHERE schemaname = 'safety_rules' ORDER BY relname"
+    )
+    async with db.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    counts = {name: {"ins": ins, "upd": upd, "hot": hot, "del": gone} for name, ins, upd, hot, gone in rows}
+    return {name: count for name, count in counts.items() if any(count.values())}
+
+
+async def settled_table_rows(db: AsyncEngine) -> dict[str, dict[str, int]]:
+    """`table_rows` once the backends have reported their last transactions (at most a second later)."""
+    await asyncio.sleep(1.5)
+    return await table_rows(db)
+
+
 async def processed(db: AsyncEngine) -> int:
     async with db.connect() as connection:
         return int((await connection.execute(text("SELECT count(*) FROM safety_rules.processed_event"))).scalar_one())
@@ -195,6 +232,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await service.wait_healthy()
         backends: dict[int, float] = {}
         backends_before = await backend_cpu_seconds(db, backends)
+        wal_before = await wal_lsn(db)
+        system_before = service.user_system_seconds()[1]
         cpu_before, pg_before, started = service.cpu_seconds(), postgres_cpu_seconds(cfg), time.monotonic()
         sending = asyncio.create_task(publish(KafkaSettings.from_mapping(cfg.env), topics[0], values, args.rate))
         peak = 0.0
@@ -208,6 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds, cpu = time.monotonic() - started, service.cpu_seconds() - cpu_before
         pg_cpu = postgres_cpu_seconds(cfg) - pg_before
         backends_cpu = await backend_cpu_seconds(db, backends) - backends_before
+        wal = await wal_lsn(db) - wal_before
         rss_now, rss_peak = rss_mb(service.process.pid)
         done = len(values)
         return {
@@ -218,14 +258,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "records_per_s": round(done / seconds, 1),
             "service_cpu_ms_per_record": round(1000 * cpu / done, 3),
             "records_per_cpu_s": round(done / cpu, 1) if cpu else None,
+            "service_system_cpu_share": round((service.user_system_seconds()[1] - system_before) / cpu, 2)
+            if cpu
+            else None,
             "postgres_cpu_s": round(pg_cpu, 2),
             "postgres_cpu_ms_per_record": round(1000 * pg_cpu / done, 3),
             "service_backends_cpu_s": round(backends_cpu, 2),
             "service_backends_cpu_ms_per_record": round(1000 * backends_cpu / done, 3),
+            "wal_mb": round(wal / 2**20, 1),
+            "wal_bytes_per_record": round(wal / done),
+            "wal_range": f"{lsn_text(wal_before)}..{lsn_text(wal_before + wal)}",
             "rss_mb": round(rss_now, 1),
             "peak_rss_mb": round(max(peak, rss_peak), 1),
             "latency_s": await service.latency_quantiles(),
             "load_average": os.getloadavg(),
+            "rows": await settled_table_rows(db),
         }
     finally:
         service.process.terminate()
@@ -233,7 +280,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await db.dispose()
         await admin.delete_topics(topics)
         await admin.close()
-        pg_cluster.psql(cfg, pg_layout.layout(cfg), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+        if args.keep_database:
+            print(f"kept database {name} (drop it with DROP DATABASE)")
+        else:
+            pg_cluster.psql(cfg, pg_layout.layout(cfg), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="records/s to pace at (0: as fast as possible)")
     parser.add_argument("--data", type=Path, default=Path("out/bench-data"))
     parser.add_argument("--log", default="out/bench-rules-service.log")
+    parser.add_argument("--keep-database", action="store_true", help="leave the database for inspection")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     for key, value in result.items():

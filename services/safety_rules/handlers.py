@@ -40,7 +40,7 @@ class Evaluated:
 class RulesMetrics(Protocol):
     """What the use cases report once their transaction committed."""
 
-    def record_evaluated(self, record: RecordIngested, outcome: Evaluated) -> None: ...
+    def records_evaluated(self, records: Sequence[RecordIngested], outcomes: Sequence[Evaluated]) -> None: ...
 
     def clock_signals(self, signals: Sequence[Signal]) -> None: ...
 
@@ -102,8 +102,7 @@ class RulesService:
             outcomes[index] = Evaluated(kept, duplicate=False)
         if any(outcome.signals for outcome in outcomes):
             self._on_commit()
-        for record, outcome in zip(records, outcomes, strict=True):
-            self._metrics.record_evaluated(record, outcome)
+        self._metrics.records_evaluated(records, outcomes)
         return outcomes
 
     async def advance_clock(self, now: datetime) -> list[Signal]:

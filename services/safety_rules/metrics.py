@@ -5,6 +5,7 @@ Everything is observed after the database commit, so a counted signal is a persi
 
 from __future__ import annotations
 
+from collections import Counter as CountOf
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -49,17 +50,25 @@ class RulesPrometheus:
         self._outcomes = {True: self.records.labels("duplicate"), False: self.records.labels("processed")}
         self._kinds: dict[str, Counter] = {}
 
-    def record_evaluated(self, record: RecordIngested, outcome: Evaluated) -> None:
-        self._outcomes[outcome.duplicate].inc()
-        if outcome.duplicate:
-            return
-        for event in record.events:
-            counter = self._kinds.get(event.kind)
+    def records_evaluated(self, records: Sequence[RecordIngested], outcomes: Sequence[Evaluated]) -> None:
+        """One batch, committed now: each counter once per label (a counter's ``inc`` takes a lock; per
+        event it was a few percent of the service's CPU), a latency per record from one clock reading."""
+        now, kinds, duplicates = self._clock(), CountOf[str](), 0
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome.duplicate:
+                duplicates += 1
+                continue
+            kinds.update(event.kind for event in record.events)
+            self._count(outcome.signals)
+            self.latency.observe(max(0.0, (now - record.received_at).total_seconds()))
+        for processed, count in ((True, duplicates), (False, len(records) - duplicates)):
+            if count:
+                self._outcomes[processed].inc(count)
+        for kind, count in kinds.items():
+            counter = self._kinds.get(kind)
             if counter is None:
-                counter = self._kinds[event.kind] = self.events.labels(event.kind)
-            counter.inc()
-        self._count(outcome.signals)
-        self.latency.observe(max(0.0, (self._clock() - record.received_at).total_seconds()))
+                counter = self._kinds[kind] = self.events.labels(kind)
+            counter.inc(count)
 
     def clock_signals(self, signals: Sequence[Signal]) -> None:
         self._count(signals)

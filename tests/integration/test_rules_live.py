@@ -33,16 +33,18 @@ from safety_rules_service.live_inputs import (
 )
 from safety_rules_service.live_rig import LiveRules, RulesProcess, create_database, drop_database, read_topic
 from safety_rules_service.store_contract import CONTRACT, OpenStore, alt
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.safety_rules.adapters.batch_store import BatchStateStore
 from services.safety_rules.adapters.participant_cache import ParticipantCache
+from services.safety_rules.adapters.participant_rows import Written
 from services.safety_rules.adapters.relay_order import relay_sessions
 from services.safety_rules.adapters.state_store import SqlStateStore, lock_study
 from services.safety_rules.adapters.tables import Outbox
 from services.safety_rules.adapters.tables import ParticipantState as ParticipantRow
 from services.safety_rules.domain import ParticipantState, StateStore
+from services.safety_rules.domain.state import DoseFact
 from shared.events import RecordIngested
 from shared.messaging.batch_publisher import EarlierRecordFailedError, KafkaBatchPublisher
 from shared.messaging.outbox import Delivery, OutboxMessage, OutboxRelay, Outgoing, PublishResult, enqueue_many
@@ -455,13 +457,14 @@ def saved_through(connection: Connection, cache: ParticipantCache, state: Partic
     store.flush()
 
 
-async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0007_still_reads(
+async def test_a_batch_appends_one_row_of_its_new_results_and_older_rows_still_read(
     adapter_database: str,
 ) -> None:
     """A state row written before migration 0007 holds its results in its JSON: it reads as it is and its
-    results become rows at its next write; after that a batch writes the rows of new results only."""
+    results become rows at its next write; after that a batch appends one row with its new results only.
+    Rows of one result each (0007-0008) read in their seq order, and chunks follow them."""
     before = ParticipantState("AD-ROWS", results={key: alt(key, "10") for key in "AB"})
-    rows = "SELECT seq, value ->> 'key', xmin::text FROM safety_rules.participant_result WHERE study_id = 'ROWS'"
+    rows = "SELECT seq, value::text, xmin::text FROM safety_rules.participant_result WHERE study_id = 'ROWS'"
     engine = create_async_engine(adapter_database)
     try:
         async with engine.connect() as connection:
@@ -473,12 +476,27 @@ async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0
             state = (await connection.execute(text("SELECT state FROM safety_rules.participant_state"))).scalar_one()
             assert state["results"] == [], "the results left the state row"
             first = (await connection.execute(text(rows + " ORDER BY seq"))).all()
-            assert [(seq, key) for seq, key, _ in first] == [(0, "A"), (1, "B"), (2, "C")]
+            assert [(seq, keys_of(value)) for seq, value, _ in first] == [(0, ["A", "B", "C"])]
             await transaction.commit()
-            await connection.run_sync(lambda sync: with_result(sync, "D"))
+            await connection.run_sync(lambda sync: with_result(sync, "D", "E"))
             second = (await connection.execute(text(rows + " ORDER BY seq"))).all()
-            assert second[:3] == first, "the rows of unchanged results are not written again"
-            assert [(seq, key) for seq, key, _ in second[3:]] == [(3, "D")]
+            assert second[:1] == first, "the row of unchanged results is not written again"
+            assert [(seq, keys_of(value)) for seq, value, _ in second[1:]] == [(1, ["D", "E"])]
+            await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'ROWS'"))
+            old_rows = [
+                {"s": "ROWS", "p": "AD-ROWS", "q": seq, "v": orjson.dumps(alt(key, "9").to_json()).decode()}
+                for seq, key in enumerate("DAB")
+            ]
+            insert = "INSERT INTO safety_rules.participant_result VALUES (:s, :p, :q, CAST(:v AS json))"
+            await connection.execute(text(insert), old_rows)
+            await connection.commit()
+            reread = await connection.run_sync(lambda sync: with_result(sync, "A", "F"))
+            assert list(reread.results) == ["D", "A", "B", "F"], "0007's rows in seq order, A changed in place"
+            assert reread.results["A"] == alt("A", "12") and reread.results["B"] == alt("B", "9")
+            third = (await connection.execute(text(rows + " ORDER BY seq"))).all()
+            assert [(seq, keys_of(value)) for seq, value, _ in third[3:]] == [(3, ["A", "F"])]
+            again = await connection.run_sync(with_result)
+            assert again.results == reread.results and list(again.results) == list(reread.results)
             await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'ROWS'"))
             await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'ROWS'"))
             await connection.commit()
@@ -486,25 +504,98 @@ async def test_only_new_or_changed_results_are_written_and_a_state_from_before_0
         await engine.dispose()
 
 
-def with_result(connection: Connection, key: str) -> None:
-    store = BatchStateStore(connection, cache=ParticipantCache(10))
+async def test_the_facts_column_is_written_only_when_the_facts_changed_and_reads_back_either_way(
+    adapter_database: str,
+) -> None:
+    """Migration 0009: a batch that changes no adverse event, reaction or dose sends NULL for ``facts`` and
+    the row keeps them; a state written whole by `SqlStateStore` (``facts`` NULL) reads back whole."""
+    sent: list[object] = []
+    cache = ParticipantCache(10)
+    dose = DoseFact(datetime(2026, 1, 5, 8, tzinfo=UTC), True, "REC:EX:1")
+    engine = create_async_engine(adapter_database)
+    try:
+        async with engine.connect() as connection:
+            sync_connection = await connection.run_sync(lambda sync: sync)
+            event.listen(sync_connection, "before_cursor_execute", facts_sent(sent))
+            state = ParticipantState("AD-FACTS")
+            state.record_dose(dose)
+            await connection.run_sync(lambda sync: flushed(sync, cache, state))
+            await connection.commit()
+            assert sent == [
+                ['{"adverse_events":[],"injection_sites":[],"doses":[' + orjson.dumps(dose).decode() + "]}"]
+            ]
+            cached = await connection.run_sync(lambda sync: flushed(sync, cache, None, "K1"))
+            await connection.commit()
+            assert cached is state and sent[-1] == [None], "unchanged facts: NULL, the row keeps them"
+            reread = await connection.run_sync(lambda sync: flushed(sync, None, None))
+            assert reread.doses == {"REC:EX:1": dose} and list(reread.results) == ["K1"]
+            await connection.run_sync(lambda sync: SqlStateStore(sync).save_participant("FACTS", reread))
+            await connection.commit()
+            whole = (await connection.execute(text("SELECT state, facts FROM safety_rules.participant_state"))).one()
+            assert whole.facts is None and whole.state["doses"] == [orjson.loads(orjson.dumps(dose))]
+            again = await connection.run_sync(lambda sync: flushed(sync, None, None))
+            assert again.doses == {"REC:EX:1": dose} and sent[-1] != [None], "read from state: written again"
+            await connection.execute(text("DELETE FROM safety_rules.participant_result WHERE study_id = 'FACTS'"))
+            await connection.execute(text("DELETE FROM safety_rules.participant_state WHERE study_id = 'FACTS'"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def facts_sent(sent: list[object]) -> Callable[..., None]:
+    """A ``before_cursor_execute`` listener noting the ``facts`` array of each state upsert."""
+
+    def note(_conn: object, _cursor: object, statement: str, parameters: Sequence[object], *_: object) -> None:
+        if statement.startswith("INSERT INTO safety_rules.participant_state AS p"):
+            sent.append(parameters[3])
+
+    return note
+
+
+def flushed(
+    connection: Connection, cache: ParticipantCache | None, state: ParticipantState | None, *keys: str
+) -> ParticipantState:
+    """``state`` saved (None: the one read, with results ``keys`` added) through a batch store."""
+    store = BatchStateStore(connection, cache=cache)
+    store.prefetch("FACTS", ["AD-FACTS"], [])
+    if state is None:
+        state = store.load_participant("FACTS", "AD-FACTS")
+        assert state is not None
+    for key in keys:
+        state.results[key] = alt(key, "12")
+    store.save_participant("FACTS", state)
+    store.flush()
+    return state
+
+
+def keys_of(value: str) -> list[str]:
+    """The result keys a chunk row sets, in its order."""
+    return [entry[0] for entry in orjson.loads(value)]
+
+
+def with_result(connection: Connection, *keys: str) -> ParticipantState:
+    """Reads the participant (from its rows: no cache), sets results ``keys`` and writes it."""
+    store = BatchStateStore(connection)
     store.prefetch("ROWS", ["AD-ROWS"], [])
     state = store.load_participant("ROWS", "AD-ROWS")
     assert state is not None
-    state.results[key] = alt(key, "12")
+    for key in keys:
+        state.results[key] = alt(key, "12")
     store.save_participant("ROWS", state)
     store.flush()
+    return state
 
 
 def test_the_participant_cache_drops_the_least_recently_written_beyond_its_size() -> None:
     cache = ParticipantCache(2)
     states = {name: ParticipantState(name) for name in ("AD-1", "AD-2", "AD-3")}
     for name, state in states.items():
-        cache.put(("S", name), "100", state, {})
+        cache.put(("S", name), "100", state, Written({}))
     assert len(cache) == 2
     assert cache.take(("S", "AD-1"), "100") is None
     assert cache.take(("S", "AD-2"), "101") is None, "another xmin: not the row the state was written to"
-    assert cache.take(("S", "AD-3"), "100") == (states["AD-3"], {})
+    taken = cache.take(("S", "AD-3"), "100")
+    assert taken is not None and taken[0] is states["AD-3"]
     assert len(cache) == 0
 
 

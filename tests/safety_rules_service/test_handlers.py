@@ -26,7 +26,7 @@ class NoDatabase:
 
 
 class NoMetrics:
-    def record_evaluated(self, record: RecordIngested, outcome: Evaluated) -> None:
+    def records_evaluated(self, records: Sequence[RecordIngested], outcomes: Sequence[Evaluated]) -> None:
         raise AssertionError("nothing was evaluated")
 
     def clock_signals(self, signals: Sequence[Signal]) -> None:

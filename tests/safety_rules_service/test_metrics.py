@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from services.safety_rules.handlers import Evaluated
 from services.safety_rules.metrics import ConsumerLag, RulesPrometheus
-from shared.events import RecordIngested, Signal
+from shared.events import DoseRecorded, RecordIngested, Signal
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -30,14 +30,17 @@ def signal(rule_id: str, severity: str = "URGENT") -> Signal:
     )
 
 
-def record(received_seconds_ago: float) -> RecordIngested:
-    return RecordIngested(
+def record(received_seconds_ago: float, *kinds: str) -> RecordIngested:
+    """A record received that long before NOW, with events of ``kinds`` (built unvalidated: only the kind
+    counts here)."""
+    events = [DoseRecorded.model_construct(kind=kind) for kind in kinds]
+    return RecordIngested.model_construct(
         record_id="r-1",
         dedup_key="REC:ANAKINRA-AD:LB:1",
         study_id="ANAKINRA-AD",
         received_at=NOW - timedelta(seconds=received_seconds_ago),
         channel="kafka",
-        events=[],
+        events=events,
     )
 
 
@@ -48,18 +51,26 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None
 def test_processed_records_count_signals_by_rule_and_severity_and_their_latency() -> None:
     registry = CollectorRegistry()
     metrics = RulesPrometheus(registry, clock=lambda: NOW)
-    metrics.record_evaluated(record(1.5), Evaluated([signal("LAB-ANC-3"), signal("H-NEUT", "HALT")], duplicate=False))
-    metrics.record_evaluated(record(9.0), Evaluated([], duplicate=True))
+    records = [record(1.5, "lab.result", "lab.result", "dose"), record(9.0, "lab.result"), record(0.5, "dose")]
+    outcomes = [
+        Evaluated([signal("LAB-ANC-3"), signal("H-NEUT", "HALT")], duplicate=False),
+        Evaluated([], duplicate=True),
+        Evaluated([signal("LAB-ANC-3")], duplicate=False),
+    ]
+    metrics.records_evaluated(records, outcomes)
     metrics.clock_signals([signal("CLOCK-BREACH")])
-    assert value(registry, "safety_rules_records_total", outcome="processed") == 1
+    assert value(registry, "safety_rules_records_total", outcome="processed") == 2
     assert value(registry, "safety_rules_records_total", outcome="duplicate") == 1
-    assert value(registry, "safety_rules_signals_total", rule_id="LAB-ANC-3", severity="URGENT") == 1
+    assert value(registry, "safety_rules_events_total", kind="lab.result") == 2, "the duplicate's events aside"
+    assert value(registry, "safety_rules_events_total", kind="dose") == 2
+    assert value(registry, "safety_rules_signals_total", rule_id="LAB-ANC-3", severity="URGENT") == 2
     assert value(registry, "safety_rules_signals_total", rule_id="H-NEUT", severity="HALT") == 1
     assert value(registry, "safety_rules_signals_total", rule_id="CLOCK-BREACH", severity="URGENT") == 1
-    assert value(registry, "safety_rules_processing_latency_seconds_count") == 1
-    assert value(registry, "safety_rules_processing_latency_seconds_sum") == 1.5
-    assert value(registry, "safety_rules_processing_latency_seconds_bucket", le="1.0") == 0
-    assert value(registry, "safety_rules_processing_latency_seconds_bucket", le="2.5") == 1
+    assert value(registry, "safety_rules_processing_latency_seconds_count") == 2
+    assert value(registry, "safety_rules_processing_latency_seconds_sum") == 2.0
+    assert value(registry, "safety_rules_processing_latency_seconds_bucket", le="0.5") == 1
+    assert value(registry, "safety_rules_processing_latency_seconds_bucket", le="1.0") == 1
+    assert value(registry, "safety_rules_processing_latency_seconds_bucket", le="2.5") == 2
 
 
 class FakeConsumer:

@@ -23,9 +23,13 @@ from sqlalchemy.dialects.postgresql import insert
 from services.safety_rules.adapters import tables
 from services.safety_rules.adapters.participant_cache import ParticipantCache
 from services.safety_rules.adapters.participant_rows import (
+    Facts,
     Written,
     changes_of,
+    facts_of,
+    facts_text,
     read_participants,
+    same_facts,
     state_text,
     write_results,
 )
@@ -46,13 +50,16 @@ KNOWN_SOURCES = text("SELECT dedup_key FROM safety_rules.processed_source WHERE 
 MARK_SOURCES = text(
     "INSERT INTO safety_rules.processed_source (dedup_key) SELECT unnest(CAST(:keys AS text[])) ON CONFLICT DO NOTHING"
 )
+#: A NULL ``facts`` keeps the column's stored value (not even compressed again): given only for a row this
+#: store knows holds the very facts (`Written.facts`), never for a new row.
 UPSERT_STATES = text(
-    "INSERT INTO safety_rules.participant_state AS p (study_id, subject_id, state)"
-    " SELECT d.study_id, d.subject_id, CAST(d.state AS json)"
-    " FROM unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:states AS text[]))"
-    " AS d(study_id, subject_id, state)"
+    "INSERT INTO safety_rules.participant_state AS p (study_id, subject_id, state, facts)"
+    " SELECT d.study_id, d.subject_id, CAST(d.state AS json), CAST(d.facts AS json)"
+    " FROM unnest(CAST(:studies AS text[]), CAST(:subjects AS text[]), CAST(:states AS text[]),"
+    " CAST(:facts AS text[])) AS d(study_id, subject_id, state, facts)"
     " ON CONFLICT (study_id, subject_id)"
-    " DO UPDATE SET state = excluded.state, version = p.version + 1, updated_at = now()"
+    " DO UPDATE SET state = excluded.state, facts = coalesce(excluded.facts, p.facts),"
+    " version = p.version + 1, updated_at = now()"
     " RETURNING study_id, subject_id, xmin::text"
 )
 
@@ -178,12 +185,16 @@ class BatchStateStore:
         self._dirty.clear()
         for start in range(0, len(saved), FLUSH_CHUNK):
             chunk = saved[start : start + FLUSH_CHUNK]
+            facts = [_facts_column(state, written.get(key)) for key, state in chunk]
             todo = [(key, changes_of(state, written.get(key))) for key, state in chunk]
+            for (_, change), (held, _) in zip(todo, facts, strict=True):
+                change.written.facts = held
             write_results(self._connection, todo)
             columns = {
                 "studies": [key[0] for key, _ in chunk],
                 "subjects": [key[1] for key, _ in chunk],
                 "states": [state_text(state) for _, state in chunk],
+                "facts": [column for _, column in facts],
             }
             found = self._connection.execute(UPSERT_STATES, columns)
             del columns
@@ -206,3 +217,9 @@ class BatchStateStore:
             self._connection.execute(upsert.on_conflict_do_update(index_elements=[row.study_id], set_=changed))
             self._studies[study_id] = (data, state)
         self._dirty_studies.clear()
+
+
+def _facts_column(state: ParticipantState, written: Written | None) -> tuple[Facts, str | None]:
+    """The state's facts, and the ``facts`` column's new text (None: the row holds these very facts)."""
+    facts = facts_of(state)
+    return facts, None if written is not None and same_facts(facts, written.facts) else facts_text(facts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, null, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,12 +72,18 @@ class SqlStateStore:
         key, data = (study_id, state.subject_id), state_json(state)
         loaded = self._participants.get(key)
         change = changes_of(state, None if loaded is None else loaded[1])
-        if loaded is not None and loaded[0] == data and not change.upserts and not change.deletes:
+        if loaded is not None and loaded[0] == data and not change.entries and not change.rewrite:
             return
         write_results(self._connection, [(key, change)])
         row = tables.ParticipantState
-        upsert = insert(row).values(study_id=study_id, subject_id=state.subject_id, state=data)
-        changed = {"state": upsert.excluded.state, "version": row.version + 1, "updated_at": func.now()}
+        # the whole state in ``state``: ``facts`` NULL (see migration 0009)
+        upsert = insert(row).values(study_id=study_id, subject_id=state.subject_id, state=data, facts=null())
+        changed = {
+            "state": upsert.excluded.state,
+            "facts": null(),
+            "version": row.version + 1,
+            "updated_at": func.now(),
+        }
         conflict = upsert.on_conflict_do_update(index_elements=[row.study_id, row.subject_id], set_=changed)
         self._connection.execute(conflict)
         self._participants[key] = (data, change.written)

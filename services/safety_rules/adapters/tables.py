@@ -22,7 +22,8 @@ class ProcessedEvent(ProcessedEventMixin, Base):
 
 class ParticipantState(Base):
     """The rules engine's memory of one participant (``ParticipantState.to_json``, its results aside: they are
-    ``participant_result`` rows since migration 0007); ``version`` counts writes."""
+    ``participant_result`` rows since migration 0007); ``version`` counts writes. Its adverse events,
+    injection-site reactions and doses are in ``facts`` since migration 0009 (NULL: in ``state``)."""
 
     __tablename__ = "participant_state"
     __table_args__ = ({"schema": SCHEMA},)
@@ -32,6 +33,7 @@ class ParticipantState(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON)  # json, lz4-compressed (migration 0005)
     version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # lz4 (migration 0009)
 
 
 class ParticipantResult(Base):
