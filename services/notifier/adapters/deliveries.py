@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.notifier.adapters.audit import SYSTEM_ACTOR, AuditNote
 from services.notifier.adapters.tables import Delivery, table_of
+from shared.db import live_driver
 
 MAX_ERROR_LENGTH = 2000
 DELIVERY = table_of(Delivery)
@@ -135,23 +136,29 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return (await session.execute(select(func.min(due)).where(Delivery.status == "PENDING"))).scalar()
 
 
+MARK_IN_DOUBT = f"""
+UPDATE {DELIVERY.fullname} SET in_doubt_since = $3, lease_until = $4
+WHERE id = $1 AND status = 'PENDING' AND attempts = $2 AND in_doubt_since IS NULL
+RETURNING id
+"""
+
+
 async def mark_in_doubt(
     connection: AsyncConnection, delivery_id: int, attempt: int, now: datetime, lease: timedelta
 ) -> bool:
     """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it).
-    One statement, committed on its own when ``connection`` is in autocommit mode."""
-    statement = (
-        update(DELIVERY)
-        .where(
-            DELIVERY.c.id == delivery_id,
-            DELIVERY.c.status == "PENDING",
-            DELIVERY.c.attempts == attempt,
-            DELIVERY.c.in_doubt_since.is_(None),
-        )
-        .values(in_doubt_since=now, lease_until=now + lease)
-        .returning(DELIVERY.c.id)
-    )
-    return (await connection.execute(statement)).scalar() is not None
+
+    One statement sent to the asyncpg connection itself, outside any transaction: committed on its own,
+    in one round trip, prepared once per connection (through SQLAlchemy it was built and compiled for
+    every message). A failure invalidates the connection if asyncpg saw it close, as SQLAlchemy would have.
+    """
+    driver = await live_driver(connection)
+    try:
+        return await driver.fetchval(MARK_IN_DOUBT, delivery_id, attempt, now, now + lease) is not None
+    except BaseException:
+        if driver.is_closed():
+            await connection.invalidate()
+        raise
 
 
 async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> list[Delivery]:
