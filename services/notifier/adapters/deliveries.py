@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import DateTime, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import defer
 
 from services.notifier.adapters.audit import SYSTEM_ACTOR, AuditNote
 from services.notifier.adapters.tables import Delivery, table_of
@@ -24,6 +25,8 @@ from shared.db import live_driver
 
 MAX_ERROR_LENGTH = 2000
 DELIVERY = table_of(Delivery)
+#: Rows loaded to record an outcome need no message (its JSON, decoded, was the largest part of each row).
+WITHOUT_MESSAGE = defer(Delivery.message, raiseload=True)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> 
     """Rows that passed the point of no return and whose sender is gone (the lease ran out)."""
     query = (
         select(Delivery)
+        .options(WITHOUT_MESSAGE)
         .where(Delivery.status == "PENDING", Delivery.in_doubt_since.is_not(None), Delivery.lease_until < now)
         .order_by(Delivery.id)
         .limit(batch)
@@ -179,6 +183,7 @@ async def deliveries_for_update(session: AsyncSession, attempts: Sequence[tuple[
     wanted = dict(attempts)
     query = (
         select(Delivery)
+        .options(WITHOUT_MESSAGE)
         .where(Delivery.id.in_(sorted(wanted)), Delivery.status == "PENDING")
         .order_by(Delivery.id)
         .with_for_update()
