@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
@@ -38,7 +38,7 @@ class StoringHandler:
 
     def __init__(self, writer: MessageWriter) -> None:
         self._writer = writer
-        self._debug = log.isEnabledFor(logging.DEBUG)
+        self._debug = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         content = envelope.original_content or b""
@@ -51,6 +51,38 @@ class StoringHandler:
         if self._debug:
             log.debug("sink.received", message_id=received.message_id, receptions=receptions)
         return "250 Message accepted for delivery"
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Offers PIPELINING (RFC 2920): aiosmtpd reads a command at a time from its buffer, so a group
+        is taken in order, and PipeliningSMTP answers it in one write."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+class PipeliningSMTP(SMTP):
+    """aiosmtpd's SMTP, whose replies to a pipelined group go out together (RFC 2920 §3.2: a server
+    writes its replies once it has to wait for the client): a reply is held while the next command is
+    already buffered, and written with the reply to the last command of the group."""
+
+    _held: list[bytes] | None = None
+
+    async def push(self, status: AnyStr) -> None:
+        response = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
+        held = self._held = [*(self._held or []), response + b"\r\n"]
+        if _next_command_buffered(self._reader):
+            return
+        self._held = None
+        self._writer.write(b"".join(held))
+        await self._writer.drain()
+
+
+def _next_command_buffered(reader: object) -> bool:
+    """Whether a whole line waits in aiosmtpd's StreamReader (its ``_buffer``, which aiosmtpd itself
+    reads and clears at STARTTLS); unknown counts as no, and the reply is written at once."""
+    buffered = getattr(reader, "_buffer", None)
+    return isinstance(buffered, bytearray) and b"\n" in buffered
 
 
 def create_app(settings: SinkSettings, engine: AsyncEngine) -> FastAPI:
@@ -65,7 +97,7 @@ def create_app(settings: SinkSettings, engine: AsyncEngine) -> FastAPI:
         loop = asyncio.get_running_loop()
 
         def protocol() -> SMTP:
-            return SMTP(handler, data_size_limit=settings.max_message_bytes, hostname="trialwatch-smtp-sink")
+            return PipeliningSMTP(handler, data_size_limit=settings.max_message_bytes, hostname="trialwatch-smtp-sink")
 
         servers.append(await loop.create_server(protocol, settings.host, settings.smtp_port))
         log.info("sink.listening", host=settings.host, port=settings.smtp_port)
