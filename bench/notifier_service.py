@@ -12,7 +12,10 @@ prefix, unique consumer groups, one `python -m services.notifier` subprocess and
 1. **idle**: the notifier started, nothing published, for ``--idle`` seconds: its CPU per minute;
 2. **signals**: every signal published at once; the clock runs until each has its alert and no delivery
    is pending (digests wait for their timer: 30 min in the study's routing, so they are not counted);
-3. **idle after**: ``--idle`` seconds more, with the alerts, deliveries and timers in the tables.
+3. **idle after**: ``--idle`` seconds more, with the alerts, deliveries and timers in the tables;
+4. **events** (``--events N``): N ingested records (bench.rules_service's, as ingest publishes them,
+   none a DSMB decision) on the events topic, which the notifier reads for DSMB decisions (its share of
+   bench.pipeline's flood); the clock runs until its decisions group has committed all of them.
 CPU seconds of the notifier, the sink and PostgreSQL (all of the stack's server processes) per phase.
 """
 
@@ -33,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.pipeline.feed import ensure_stream
 from bench.pipeline.processes import Services, cpu_seconds, infrastructure_pids, rss_mb
-from bench.rules_service import PARTITIONS, STUDY, create_database
+from bench.rules_service import PARTITIONS, STUDY, create_database, ensure_data, ingested_records
 from shared.messaging.broker import aiokafka_options
 from shared.settings import KafkaSettings
 from trialwatch.devstack import kafka_admin, pg_cluster, pg_layout
@@ -141,6 +144,58 @@ async def publish(kafka: KafkaSettings, topic: str, signals: Sequence[bytes]) ->
         await producer.stop()
 
 
+async def publish_records(kafka: KafkaSettings, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
+    """As ingest's relay publishes them: keyed by study, with the relay's headers."""
+    producer = AIOKafkaProducer(enable_idempotence=True, linger_ms=5, **aiokafka_options(kafka))
+    await producer.start()
+    try:
+        sent = []
+        for record_id, value in records:
+            headers = [
+                ("content-type", b"application/json"),
+                ("event_id", record_id.encode()),
+                ("kind", b"record.ingested"),
+                ("schema_version", b"1"),
+                ("channel", b"file"),
+            ]
+            sent.append(await producer.send(topic, value, key=STUDY.encode(), headers=headers))
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def committed_all(kafka: KafkaSettings, topic: str, group: str) -> bool:
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **aiokafka_options(kafka))
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, n) for n in sorted(consumer.partitions_for_topic(topic) or {0})]
+        ends = await consumer.end_offsets(partitions)
+        committed = [await consumer.committed(tp) or 0 for tp in partitions]
+        return all(offset >= ends[tp] for offset, tp in zip(committed, partitions, strict=True))
+    finally:
+        await consumer.stop()
+
+
+async def events(cfg: Settings, notifier: Notifier, topic: str, group: str, count: int) -> dict[str, Any]:
+    """The notifier's CPU to read ``count`` ingested records (none a DSMB decision) off the events topic."""
+    kafka = KafkaSettings.from_mapping(cfg.env)
+    records = ingested_records(ensure_data(Path("out/bench-data"), count), count)
+    values = [(record.record_id, record.model_dump_json().encode()) for record in records]
+    before, started = cpu_snapshot(cfg, notifier), time.monotonic()
+    await publish_records(kafka, topic, values)
+    while not await committed_all(kafka, topic, group):
+        notifier.check_alive()
+        await asyncio.sleep(0.25)
+    seconds, cpu = time.monotonic() - started, cpu_between(before, cpu_snapshot(cfg, notifier))
+    return {
+        "records": len(values),
+        "mean_bytes": round(sum(len(value) for _, value in values) / max(1, len(values))),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": cpu,
+        "notifier_cpu_us_per_record": round(1e6 * cpu["notifier"] / max(1, len(values)), 1),
+    }
+
+
 async def progress(db: AsyncEngine) -> tuple[int, int, int, int]:
     async with db.connect() as connection:
         alerts, pending, deliveries, audit = (await connection.execute(text(PROGRESS))).one()
@@ -200,6 +255,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["idle_cpu_s_per_min"] = await idle(cfg, notifier, args.idle)
         result |= await measure(cfg, notifier, db, topics[0], signals)
         result["idle_after_cpu_s_per_min"] = await idle(cfg, notifier, args.idle)
+        if args.events:
+            group = f"bench-{prefix}decisions"
+            result["events"] = await events(cfg, notifier, topics[1], group, args.events)
         result["peak_rss_mb"] = round(rss_mb(notifier.processes["notifier"].pid)[1], 1)
         result["load_average_end"] = os.getloadavg()
         return result
@@ -216,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=20_000, help="records of the generated stream")
     parser.add_argument("--signals", type=int, default=0, help="publish only the first N signals (0: all)")
     parser.add_argument("--severity", help="publish every signal with this severity (INFO: stored only)")
+    parser.add_argument("--events", type=int, default=0, help="then N ingested records on the events topic")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of each idle measurement")
     parser.add_argument("--data", type=Path, default=Path("out/bench-notifier-data"))
     parser.add_argument("--log-dir", default="out")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import default
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, func, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.smtp_sink.headers import KeptHeaders, kept_headers
 
 metadata = MetaData(schema="smtp_sink")
 
@@ -41,33 +41,18 @@ class Received:
     raw: bytes
 
     @cached_property
-    def headers(self) -> Any:
-        """Parsed once: the policy's header objects are most of the sink's CPU per message."""
-        return BytesHeaderParser(policy=default).parsebytes(self.raw)
+    def headers(self) -> KeptHeaders:
+        return kept_headers(self.raw)
 
     @property
     def message_id(self) -> str:
         """The Message-ID header; a content hash stands in for a message without one."""
-        found = self.headers.get("Message-ID")
-        return str(found).strip() if found else f"<sha256-{hashlib.sha256(self.raw).hexdigest()}@smtp-sink>"
+        found = self.headers.message_id
+        return found.strip() if found else f"<sha256-{hashlib.sha256(self.raw).hexdigest()}@smtp-sink>"
 
-
-async def store(engine: AsyncEngine, received: Received) -> int:
-    """Stores the message (or counts a repeat); returns its receptions so far."""
-    subject = received.headers.get("Subject")
-    new = insert(message).values(
-        message_id=received.message_id,
-        mail_from=received.mail_from,
-        rcpt_tos=received.rcpt_tos,
-        subject=str(subject) if subject is not None else None,
-        raw=received.raw,
-    )
-    statement = new.on_conflict_do_update(
-        index_elements=["message_id"],
-        set_={"receptions": message.c.receptions + 1, "last_received_at": func.now()},
-    ).returning(message.c.receptions)
-    async with engine.begin() as connection:
-        return int((await connection.execute(statement)).scalar_one())
+    @property
+    def subject(self) -> str | None:
+        return self.headers.subject
 
 
 async def message_by_id(engine: AsyncEngine, message_id: str) -> dict[str, Any] | None:

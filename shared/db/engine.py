@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.settings import DatabaseSettings
 
@@ -29,3 +31,14 @@ async def ping(engine: AsyncEngine) -> None:
     """Raises unless the database answers."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+async def live_driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under ``connection``, for statements sent to it directly (no transaction:
+    each commits on its own). One that asyncpg saw the database close (no round trip to tell) is
+    invalidated and replaced first; the caller invalidates it when a statement fails on it."""
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection is None or raw.driver_connection.is_closed():
+        await connection.invalidate()
+        raw = await connection.get_raw_connection()
+    return raw.driver_connection

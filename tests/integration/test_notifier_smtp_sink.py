@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.smtp_sink.settings import default_health_port
-from services.smtp_sink.store import message_by_id
+from services.smtp_sink.store import Received, message_by_id
+from services.smtp_sink.writer import MessageWriter
 from trialwatch.devstack import envfile, procs
 from trialwatch.devstack.paths import REPO_ROOT
 from trialwatch.devstack.settings import Settings
@@ -139,3 +140,40 @@ async def test_a_dropped_database_connection_costs_the_sender_one_451_at_most(
             refusals.append(refused.code)
     assert refusals in ([], [451]), f"refusals before the message was stored: {refusals}"
     assert (await message_by_id(engine, after) or {}).get("receptions") == 1
+
+
+def received(message_id: str, subject: str, sender: str = "trialwatch@localhost") -> Received:
+    raw = f"Message-ID: {message_id}\r\nSubject: {subject}\r\n\r\nANC 0.8 x10^9/L, grade 3\r\n".encode()
+    return Received(sender, ["pi@trial.test"], raw)
+
+
+async def test_messages_arriving_together_share_a_statement_each_answered_with_its_receptions(
+    engine: AsyncEngine,
+) -> None:
+    """Group commit: 30 senders at once, one of them resending another's Message-ID meanwhile. Each gets
+    its own count (the repeat is counted after the first, so 1 then 2), in fewer statements than messages."""
+    writer = MessageWriter(engine)
+    ids = [f"<{uuid.uuid4()}@trialwatch.local>" for _ in range(29)]
+    messages = [received(message_id, f"LAB-ANC-3 #{n}") for n, message_id in enumerate(ids)]
+    messages.insert(10, received(ids[3], "LAB-ANC-3 #3"))
+    receptions = await asyncio.gather(*(writer.store(message) for message in messages))
+    assert receptions == [1] * 10 + [2] + [1] * 19
+    assert writer.statements < len(messages)
+    stored = await message_by_id(engine, ids[3])
+    assert stored is not None and stored["receptions"] == 2 and stored["subject"] == "LAB-ANC-3 #3"
+    assert stored["rcpt_tos"] == ["pi@trial.test"] and stored["mail_from"] == "trialwatch@localhost"
+    assert stored["raw"] == messages[3].raw
+
+
+async def test_a_message_postgresql_refuses_fails_alone_not_the_messages_grouped_with_it(engine: AsyncEngine) -> None:
+    """A NUL in a text column is refused by PostgreSQL: that sender gets the error (its 451), the others
+    of its group are stored."""
+    writer = MessageWriter(engine)
+    good = [received(f"<{uuid.uuid4()}@trialwatch.local>", "LAB-PLT-4") for _ in range(5)]
+    bad = received(f"<{uuid.uuid4()}@trialwatch.local>", "LAB-PLT-4", sender="nul\x00@localhost")
+    outcomes = await asyncio.gather(*(writer.store(m) for m in [*good[:2], bad, *good[2:]]), return_exceptions=True)
+    assert [isinstance(outcome, Exception) for outcome in outcomes] == [False, False, True, False, False, False]
+    assert [outcome for outcome in outcomes if not isinstance(outcome, Exception)] == [1] * 5
+    assert await message_by_id(engine, bad.message_id) is None
+    for message in good:
+        assert (await message_by_id(engine, message.message_id) or {}).get("receptions") == 1

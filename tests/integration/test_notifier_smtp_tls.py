@@ -81,7 +81,7 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def recorder() -> Recorder:
-    return Recorder()
+    return Recorder(pipelining=True)  # the envelope pipelined over STARTTLS, each reply written on its own
 
 
 @pytest.fixture

@@ -35,12 +35,20 @@ class Mail:
 class Recorder:
     """aiosmtpd handler: records every message; ``delay`` slows each transaction down (before DATA);
     ``data_delay`` holds the 250 back after the message is recorded, as a server that has committed a
-    message and not yet answered (the answer a crash of the sender loses)."""
+    message and not yet answered (the answer a crash of the sender loses); ``pipelining`` offers RFC
+    2920's PIPELINING (aiosmtpd then still writes each reply on its own)."""
 
     delay: float = 0.0
     data_delay: float = 0.0
+    pipelining: bool = False
     received: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook, called positionally
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

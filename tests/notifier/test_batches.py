@@ -90,6 +90,9 @@ def test_a_decision_record_may_hold_a_decision_also_when_its_kind_is_written_wit
     assert RecordIngested.model_validate_json(escaped).events[0].kind == "dsmb.decision"  # the same record
     assert may_hold_decision(resume) and may_hold_decision(escaped)
     assert not may_hold_decision(lab_record(1).model_dump_json().encode())
+    quoted = lab_record(1).model_dump_json().encode().replace(b'"AD-003"', b'"AD-\\"003"')
+    assert RecordIngested.model_validate_json(quoted).events[0].subject_id == 'AD-"003'
+    assert may_hold_decision(quoted)  # any escape at all sends a record to the parser (a byte search decides)
 
 
 async def test_records_without_a_decision_are_skipped_unparsed_and_committed_with_no_transaction() -> None:

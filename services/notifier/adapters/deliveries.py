@@ -17,12 +17,16 @@ from typing import Any
 from sqlalchemy import DateTime, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import defer
 
 from services.notifier.adapters.audit import SYSTEM_ACTOR, AuditNote
 from services.notifier.adapters.tables import Delivery, table_of
+from shared.db import live_driver
 
 MAX_ERROR_LENGTH = 2000
 DELIVERY = table_of(Delivery)
+#: Rows loaded to record an outcome need no message (its JSON, decoded, was the largest part of each row).
+WITHOUT_MESSAGE = defer(Delivery.message, raiseload=True)
 
 
 @dataclass(frozen=True)
@@ -135,29 +139,36 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return (await session.execute(select(func.min(due)).where(Delivery.status == "PENDING"))).scalar()
 
 
+MARK_IN_DOUBT = f"""
+UPDATE {DELIVERY.fullname} SET in_doubt_since = $3, lease_until = $4
+WHERE id = $1 AND status = 'PENDING' AND attempts = $2 AND in_doubt_since IS NULL
+RETURNING id
+"""
+
+
 async def mark_in_doubt(
     connection: AsyncConnection, delivery_id: int, attempt: int, now: datetime, lease: timedelta
 ) -> bool:
     """The point-of-no-return marker; False when this attempt no longer holds the row (another claimed it).
-    One statement, committed on its own when ``connection`` is in autocommit mode."""
-    statement = (
-        update(DELIVERY)
-        .where(
-            DELIVERY.c.id == delivery_id,
-            DELIVERY.c.status == "PENDING",
-            DELIVERY.c.attempts == attempt,
-            DELIVERY.c.in_doubt_since.is_(None),
-        )
-        .values(in_doubt_since=now, lease_until=now + lease)
-        .returning(DELIVERY.c.id)
-    )
-    return (await connection.execute(statement)).scalar() is not None
+
+    One statement sent to the asyncpg connection itself, outside any transaction: committed on its own,
+    in one round trip, prepared once per connection (through SQLAlchemy it was built and compiled for
+    every message). A failure invalidates the connection if asyncpg saw it close, as SQLAlchemy would have.
+    """
+    driver = await live_driver(connection)
+    try:
+        return await driver.fetchval(MARK_IN_DOUBT, delivery_id, attempt, now, now + lease) is not None
+    except BaseException:
+        if driver.is_closed():
+            await connection.invalidate()
+        raise
 
 
 async def in_doubt_expired(session: AsyncSession, now: datetime, batch: int) -> list[Delivery]:
     """Rows that passed the point of no return and whose sender is gone (the lease ran out)."""
     query = (
         select(Delivery)
+        .options(WITHOUT_MESSAGE)
         .where(Delivery.status == "PENDING", Delivery.in_doubt_since.is_not(None), Delivery.lease_until < now)
         .order_by(Delivery.id)
         .limit(batch)
@@ -172,6 +183,7 @@ async def deliveries_for_update(session: AsyncSession, attempts: Sequence[tuple[
     wanted = dict(attempts)
     query = (
         select(Delivery)
+        .options(WITHOUT_MESSAGE)
         .where(Delivery.id.in_(sorted(wanted)), Delivery.status == "PENDING")
         .order_by(Delivery.id)
         .with_for_update()

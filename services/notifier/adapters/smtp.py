@@ -7,6 +7,9 @@ written. A reply code is definite at any point (4xx transient, 5xx permanent: no
 connection lost or timed out after the content was written leaves the message in doubt. Connection
 problems before it are transient.
 
+When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go in one write and their replies are
+read together (smtp_pipelining.py); the marker then follows the 354 as before.
+
 A connection is kept after a message was accepted and used for the next one (up to
 ``MESSAGES_PER_CONNECTION``; hung up once idle for ``LINGER_SECONDS``, checked after each round of the
 sender that found nothing to send): connecting, greeting, STARTTLS and authentication once, not per
@@ -16,6 +19,7 @@ then goes over a new one at once.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import Default, SMTPStatus
@@ -34,12 +39,14 @@ from services.notifier.adapters.channels import (
     TransientDeliveryError,
 )
 from services.notifier.adapters.mail_format import ascii_email, email_message
+from services.notifier.adapters.smtp_pipelining import ReplyTap
 from services.notifier.adapters.tables import Delivery
 from services.notifier.settings import SmtpSettings
 
 PERMANENT_FROM = 500
 QUIT_TIMEOUT = 1.0
 REPLIES_AFTER_THE_MARKER = 1  # the answer to the end of data
+ACCEPTED_RECIPIENT = (250, 251)
 LINGER_SECONDS = 5.0
 MESSAGES_PER_CONNECTION = 100
 
@@ -57,10 +64,54 @@ class _MarkingClient(aiosmtplib.SMTP):
         super().__init__(**options)  # type: ignore[arg-type]
         self._point_of_no_return: PointOfNoReturn | None = None
         self.passed_point_of_no_return = False
+        self._tap: ReplyTap | None = None
 
     def next_message(self, point_of_no_return: PointOfNoReturn) -> None:
         self._point_of_no_return = point_of_no_return
         self.passed_point_of_no_return = False
+
+    def tap_replies(self) -> None:
+        """Once connected (after STARTTLS): puts a ReplyTap between the transport and the protocol."""
+        if self.transport is not None and self.protocol is not None:
+            self._tap = ReplyTap(self.protocol)
+            self.transport.set_protocol(self._tap)
+
+    async def greeted(self) -> bool:
+        """EHLO (or HELO) done if it was not; whether the envelope can be pipelined."""
+        await self._ehlo_or_helo_if_needed()
+        return self._tap is not None and self.supports_extension("pipelining")
+
+    async def send_pipelined(self, sender: str, recipient: str, message: bytes) -> SMTPResponse:
+        """``sendmail`` for one recipient, its envelope pipelined: MAIL, RCPT and DATA in one write."""
+        protocol, tap = self.protocol, self._tap
+        if protocol is None or tap is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        content = normalize_message_line_endings(message)
+        size = f" SIZE={len(content)}" if self.supports_extension("size") else ""
+        group = f"MAIL FROM:{quote_address(sender)}{size}\r\nRCPT TO:{quote_address(recipient)}\r\nDATA\r\n"
+        replies = tap.expect(3)
+        try:
+            protocol.write(group.encode("ascii"))
+            mail, rcpt, data = await asyncio.wait_for(replies, timeout=self.timeout)
+        except TimeoutError as error:
+            self.close()
+            raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for the pipelined replies") from error
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException):
+            self.close()
+            raise
+        finally:
+            tap.release()
+        if mail.code != SMTPStatus.completed or rcpt.code not in ACCEPTED_RECIPIENT:
+            if data.code == SMTPStatus.start_input:
+                self.close()  # DATA taken all the same: hung up without the end of data, the server keeps nothing
+            if mail.code != SMTPStatus.completed:
+                raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+            raise aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)]
+            )
+        if data.code != SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(data.code, data.message)
+        return await self._end_of_data(content, self.timeout)
 
     async def data(
         self,
@@ -74,11 +125,22 @@ class _MarkingClient(aiosmtplib.SMTP):
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         wait = self.timeout if timeout is Default.token else timeout
         content = message.encode("ascii") if isinstance(message, str) else message
-        content = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(content)) + b".\r\n"
         try:
             start = await protocol.execute_command(b"DATA", timeout=wait)
-            if start.code != SMTPStatus.start_input:
-                raise aiosmtplib.SMTPDataError(start.code, start.message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            self.close()
+            raise
+        if start.code != SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        return await self._end_of_data(normalize_message_line_endings(content), wait)
+
+    async def _end_of_data(self, content: bytes, wait: float | None) -> SMTPResponse:
+        """After DATA's 354: the marker, then the content and its final dot (aiosmtplib's dot-stuffing)."""
+        protocol = self.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        stuffed = PERIOD_REGEX.sub(b"..", content) + b".\r\n"
+        try:
             try:
                 if self._point_of_no_return is None:
                     raise RuntimeError("no point-of-no-return marker for this message")
@@ -87,7 +149,7 @@ class _MarkingClient(aiosmtplib.SMTP):
                 self.close()  # mid-DATA without the end of data: the server discards what it has
                 raise
             self.passed_point_of_no_return = True
-            protocol.write(content)
+            protocol.write(stuffed)
             response = await protocol.read_response(timeout=wait)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             self.close()
@@ -156,6 +218,7 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError) as error:
             await _hang_up(kept.client)
             raise _classified(error, kept.client) from error
+        kept.client.tap_replies()
         return await self._send(kept, message, point_of_no_return)
 
     async def _send(self, kept: _Kept, message: Outgoing, point_of_no_return: PointOfNoReturn) -> str:
@@ -183,6 +246,9 @@ class SmtpSender:
 
     async def _transmit(self, client: _MarkingClient, message: Outgoing) -> tuple[object, str]:
         if isinstance(message.content, bytes):  # plain ASCII: the envelope is the message's From and To
+            if await client.greeted():
+                reply = await client.send_pipelined(self._settings.sender, message.recipient, message.content)
+                return {}, reply.message
             return await client.sendmail(self._settings.sender, [message.recipient], message.content)
         return await client.send_message(message.content)
 
