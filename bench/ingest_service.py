@@ -78,6 +78,15 @@ class IngestProcess:
         await wait_http_healthy(self.process, f"http://127.0.0.1:{self.http_port}/healthz", "ingest")
 
 
+def system_seconds(pid: int) -> float:
+    """The kernel's share of ``cpu_seconds`` (system calls: sockets, the event loop's polling)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def infrastructure_cpu(cfg: Settings) -> dict[str, float]:
     """Kafka's broker, and PostgreSQL as a whole: the postmaster, its live children, and the children that
     ended in between (autovacuum workers, closed connections' backends), which the postmaster reaped.
@@ -151,6 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         before_db, load_before = await counts(db, name), os.getloadavg()
         wal_before = await scalar(db, WAL_NOW)
         before_cpu, before_infra = cpu_seconds(service.process.pid), infrastructure_cpu(cfg)
+        before_system = system_seconds(service.process.pid)
         if args.statements:
             pg_cluster.psql(cfg, pg_layout.layout(cfg), "SELECT pg_stat_statements_reset();")
         if args.profile:
@@ -169,6 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         now = await published(db, name, started + DRAIN_SECONDS)
         seconds = time.monotonic() - started
         cpu = cpu_seconds(service.process.pid) - before_cpu
+        system = system_seconds(service.process.pid) - before_system
         wal = int(await scalar(db, WAL_SINCE, before=wal_before))
         infra = {key: round(value - before_infra.get(key, 0.0), 2) for key, value in infrastructure_cpu(cfg).items()}
         done = fed.sent
@@ -185,6 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds_to_published": round(seconds, 2),
             "records_per_s": round(done / seconds, 1),
             "ingest_cpu_s": round(cpu, 2),
+            "ingest_system_cpu_s": round(system, 2),
             "ingest_cpu_ms_per_record": round(1000 * cpu / done, 4),
             "ingest_records_per_cpu_s": round(done / cpu, 1) if cpu else None,
             "postgres_cpu_s": infra.get("postgres"),

@@ -78,3 +78,22 @@ def test_an_infant_is_aged_in_months_and_an_unreadable_birth_date_rejects_nothin
     assert [(e.age_at_collection, e.age_unit) for e in infant.events] == [(9, "MONTHS")]  # 10 May → 2 March
     unknown = parsed(parse_hl7_message(_message("2025", obx("1", "777-3", "40")), config, origin="f:1"))
     assert [(e.age_at_collection, e.age_unit) for e in unknown.events] == [(None, None)]
+
+
+def test_each_order_ages_its_results_at_its_own_collection_time(config: ParserConfig) -> None:
+    """The age is worked out once per collection time: a later order of the same message, collected on the
+    birthday, must not reuse the age of the earlier one (nor the earlier one's results the later age)."""
+    first = _message("20220815", obx("1", "751-8", "0.8"), obx("2", "777-3", "40"), collected="20260814230000")
+    second = "\r".join(
+        ["OBR|2|PL-2|FO-2^LIS|57021-8^CBC^LN|||20260815080000", obx("3", "751-8", "0.9"), obx("4", "777-3", "41")]
+    )
+    third = "\r".join(["OBR|3|PL-3|FO-3^LIS|57021-8^CBC^LN|||20260814230000", obx("5", "751-8", "1.0")])
+    events = parsed(parse_hl7_message(first + second + "\r" + third + "\r", config, origin="f:1")).events
+    # born 2022-08-15: on 2026-08-14 3 completed years, on the 4th birthday (2026-08-15) 4
+    assert [(e.source.rsplit(":", 1)[1], e.age_at_collection, e.age_unit) for e in events] == [
+        ("1", 3, "YEARS"),
+        ("2", 3, "YEARS"),
+        ("3", 4, "YEARS"),
+        ("4", 4, "YEARS"),
+        ("5", 3, "YEARS"),
+    ]

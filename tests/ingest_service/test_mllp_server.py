@@ -148,3 +148,24 @@ async def test_tls_listener_requires_a_client_certificate(store: MemoryStore, tm
     finally:
         await server.stop()
     assert store.keys == {"HL7:NIHCC-LAB:T-1"}
+
+
+async def test_every_ack_has_a_control_id_of_its_own_across_bursts_and_connections(server: MllpServer) -> None:
+    """ACK MSH-10 comes from a per-process prefix and a counter (not a uuid4 each); MSH-7 is the burst's time."""
+    headers: list[list[str]] = []
+    for connection in range(2):
+        peer = await connect(server)
+        for burst in range(2):
+            peer.writer.write(b"".join(frame(oru(f"U-{connection}-{burst}-{n}")) for n in range(3)))
+            found: list[bytes] = []
+            async with asyncio.timeout(5.0):
+                while len(found) < 3:
+                    found += [
+                        item for item in peer.decoder.feed(await peer.reader.read(65536)) if isinstance(item, bytes)
+                    ]
+            headers += [ack.decode().split("\r")[0].split("|") for ack in found]
+        peer.writer.close()
+    control_ids = [msh[9] for msh in headers]
+    assert len(control_ids) == 12 and len(set(control_ids)) == 12
+    assert all(len(control_id) == 20 for control_id in control_ids)  # HL7 v2.5.1 ST(20)
+    assert all(len(msh[6]) == 19 and msh[6][:14].isdigit() and msh[6].endswith("+0000") for msh in headers)

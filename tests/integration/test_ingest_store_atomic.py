@@ -16,7 +16,7 @@ from harness import migrate, scalar
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.ingest.adapters.store import IngestStore
-from services.ingest.batch import Arrival, build_batch
+from services.ingest.batch import Arrival, Batch, build_batch
 from services.ingest.domain import ParserConfig
 from services.ingest.handlers import parse_units
 from services.ingest.units import hl7_units
@@ -65,5 +65,44 @@ async def test_a_batch_that_fails_after_its_ledger_insert_leaves_nothing_behind(
         events = "SELECT count(*) FROM ingest.canonical_event WHERE dedup_key = :key"
         assert await scalar(engine, events, key=key) == 1
         assert commits == [1]
+    finally:
+        await engine.dispose()
+
+
+async def test_batches_of_one_transaction_are_copied_in_together_in_their_order(database_url: str) -> None:
+    """The writer copies the rows of all its batches in at the commit: a key repeated by a later batch of the
+    same transaction is a duplicate there (no second event or outbox row), and the outbox keeps the order."""
+    migrate(database_url)
+    engine = create_async_engine(database_url)
+    commits: list[list[str]] = []
+    store = IngestStore(
+        create_session_factory(engine), on_commit=lambda committed: commits.append([c[0] for c in committed])
+    )
+    run = uuid.uuid4().hex[:10]
+    config = ParserConfig(frozenset({STUDY}), STUDY)
+    now = datetime.now(UTC)
+
+    def batch_of(*controls: str) -> Batch:
+        units = [unit for control in controls for unit in hl7_units(oru(control), "group")]
+        batch, _ = build_batch(parse_units(units, "hl7v2", config, now), Arrival("mllp", "hl7v2", now, STUDY), set())
+        return batch
+
+    first, second = batch_of(f"G-{run}-1", f"G-{run}-2"), batch_of(f"G-{run}-2", f"G-{run}-3")
+    key = f"HL7:ATOMIC-LAB:G-{run}-"
+    try:
+        async with store.transaction() as writer:
+            assert await writer.write(first) == {key + "1", key + "2"}
+            assert await writer.write(second) == {key + "3"}  # -2 was written by the first batch
+            outbox = "SELECT count(*) FROM ingest.outbox WHERE source_key LIKE :key"
+            assert await scalar(engine, outbox, key=key + "%") == 0  # another connection: nothing committed yet
+        ordered = await scalar(
+            engine,
+            "SELECT string_agg(source_key, ',' ORDER BY id) FROM ingest.outbox WHERE source_key LIKE :key",
+            key=key + "%",
+        )
+        assert ordered == f"{key}1,{key}2,{key}3"
+        events = "SELECT count(*) FROM ingest.canonical_event WHERE dedup_key LIKE :key"
+        assert await scalar(engine, events, key=key + "%") == 3  # one result each, -2 once
+        assert len(commits) == 1 and len(commits[0]) == 3
     finally:
         await engine.dispose()

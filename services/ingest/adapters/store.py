@@ -41,6 +41,8 @@ EVENT_COLUMNS = EventRow._fields
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "source_key")
 QUARANTINE_COLUMNS = ("source", "error", "sha256", "payload", "received_at", "channel", "format")
 MESSAGE_KIND = "record.ingested"
+#: Canonical events held by a writer before it copies them in (a file's worth is not held whole).
+FLUSH_ROWS = 5_000
 #: Columns added by migrations 0002 and 0009_ingestpg: selecting them fails on an older schema.
 SCHEMA_PROBES = (
     "SELECT source_key, study_id, channel, origin, non_production, event_count FROM ingest.raw_input LIMIT 0",
@@ -79,41 +81,60 @@ def outbox_headers(row: RecordRow, channel: str) -> dict[str, str]:
 class BatchWriter:
     """Writes batches inside one open transaction of the asyncpg connection (COPY and array parameters);
     ``committed`` keeps the last outbox messages written, for the relay once the transaction commits (no
-    more than the relay keeps: a file's worth in one transaction must not be held in memory whole)."""
+    more than the relay keeps: a file's worth in one transaction must not be held in memory whole).
+
+    The ledger insert runs at each ``write`` (it decides which records are new); the rows of the new
+    records are copied in once for the transaction (``flush``, before the commit) or every ``FLUSH_ROWS``
+    events: a commit group of several batches then costs one COPY per table, not one per batch.
+    """
 
     def __init__(self, driver: Any, keep: int = RECENT_LIMIT) -> None:
         self._driver = driver
         self.committed: deque[tuple[str, Outgoing]] = deque(maxlen=keep)
+        self._events: list[EventRow] = []
+        self._outbox: list[tuple[str, str, str, str, str]] = []
+        self._quarantine: list[tuple[Any, ...]] = []
 
     async def write(self, batch: Batch) -> set[str]:
-        """Stores the batch; returns the dedup keys that were new (the others are duplicates)."""
-        driver = self._driver
-        fresh = await self._ledger(driver, batch) if batch.records else set()
+        """Stores the batch (its rows copied in by the commit at the latest); returns the dedup keys that
+        were new (the others are duplicates)."""
+        fresh = await self._ledger(self._driver, batch) if batch.records else set()
         new_rows = [row for row in batch.records if row.key in fresh and row.message is not None]
-        events = [event for row in new_rows for event in row.events]  # EventRow: the columns' order
-        if events:
-            await driver.copy_records_to_table(
-                "canonical_event", records=events, columns=EVENT_COLUMNS, schema_name=SCHEMA
-            )
         if new_rows:
             channel = batch.arrival.channel
-            outbox, committed = [], self.committed
+            events, outbox, committed = self._events, self._outbox, self.committed
             for row in new_rows:
+                events += row.events  # EventRow: the columns' order
                 message = cast(str, row.message)
                 headers = outbox_headers(row, channel)
                 outbox.append((row.record_id, EVENTS, row.study_id, orjson.dumps(headers).decode(), row.key))
                 committed.append((row.record_id, Outgoing(EVENTS, row.study_id.encode(), message.encode(), headers)))
-            await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
         if batch.quarantine:
             arrival = batch.arrival
-            rows = [
+            self._quarantine += [
                 (row.source, row.error, row.sha256, row.raw, arrival.received_at, arrival.channel, arrival.format)
                 for row in batch.quarantine
             ]
+        if len(self._events) >= FLUSH_ROWS:
+            await self.flush()
+        return fresh
+
+    async def flush(self) -> None:
+        """Copies in the rows written since the last flush: the events before the outbox rows naming them."""
+        driver = self._driver
+        if self._events:
+            events, self._events = self._events, []
+            await driver.copy_records_to_table(
+                "canonical_event", records=events, columns=EVENT_COLUMNS, schema_name=SCHEMA
+            )
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            await driver.copy_records_to_table("outbox", records=outbox, columns=OUTBOX_COLUMNS, schema_name=SCHEMA)
+        if self._quarantine:
+            rows, self._quarantine = self._quarantine, []
             await driver.copy_records_to_table(
                 "quarantine", records=rows, columns=QUARANTINE_COLUMNS, schema_name=SCHEMA
             )
-        return fresh
 
     @staticmethod
     async def _ledger(driver: Any, batch: Batch) -> set[str]:
@@ -163,6 +184,7 @@ class IngestStore:
             async with driver_transaction(self._sessions) as driver:
                 writer = BatchWriter(driver)
                 yield writer
+                await writer.flush()
         except STORAGE_ERRORS as error:
             raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
         self._on_commit(writer.committed)

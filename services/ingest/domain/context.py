@@ -20,7 +20,18 @@ class RecordContext:
     `born` (HL7 PID-7) only gives each result its age at collection; it is never on an event.
     """
 
-    __slots__ = ("_id_prefix", "_ids", "_lab_template", "born", "dedup_key", "recorded_at", "study_id", "subject_id")
+    __slots__ = (
+        "_age",
+        "_age_collected_at",
+        "_id_prefix",
+        "_ids",
+        "_lab_template",
+        "born",
+        "dedup_key",
+        "recorded_at",
+        "study_id",
+        "subject_id",
+    )
 
     def __init__(
         self,
@@ -40,6 +51,9 @@ class RecordContext:
         self._id_prefix = dedup_key + "\x1f"
         self._ids = event_ids
         self._lab_template: dict[str, Any] | None = None
+        # The last age worked out: the results of one order share their collection time.
+        self._age_collected_at: datetime | None = None
+        self._age: tuple[int, AgeUnit] | tuple[None, None] = (None, None)
 
     def event_id(self, source: str, ordinal: int) -> str:
         """`shared.events.deterministic_id(dedup_key, source, str(ordinal))` (see `keys`); "" when the
@@ -98,4 +112,7 @@ class RecordContext:
 
     def add_age(self, fields: dict[str, Any], collected_at: datetime) -> None:
         """`age_at_collection` and `age_unit` of a result collected at `collected_at` (None: no birth date)."""
-        fields["age_at_collection"], fields["age_unit"] = self.age(collected_at) or (None, None)
+        if collected_at != self._age_collected_at:
+            self._age = self.age(collected_at) or (None, None)
+            self._age_collected_at = collected_at
+        fields["age_at_collection"], fields["age_unit"] = self._age

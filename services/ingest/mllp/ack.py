@@ -10,6 +10,7 @@ delimiters, so a sender with unusual encoding characters still gets a well-forme
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -94,6 +95,7 @@ def read_header(message: bytes) -> InboundHeader | None:
     return InboundHeader(tuple(parts))
 
 
+@functools.lru_cache(maxsize=2)  # a burst's ACKs share their time: formatted once (strftime is half an ACK)
 def hl7_now(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000")
 

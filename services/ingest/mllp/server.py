@@ -56,6 +56,10 @@ class MllpServer:
         self._busy: set[asyncio.Task[None]] = set()  # connections between a burst's arrival and its ACKs
         self._stopping = False
         self._numbers = itertools.count(1)
+        # ACK control ids (MSH-10, 20 characters): a random prefix per process and a counter; a uuid4 per
+        # ACK cost as much as the rest of the ACK (bench.ingest_service).
+        self._ack_prefix = uuid.uuid4().hex[:12]
+        self._ack_numbers = itertools.count(1)
         self._backoff = Backoff(first=0.2, cap=1.0)
 
     @property
@@ -134,16 +138,17 @@ class MllpServer:
         """One ACK per frame, in order, after the messages' commit."""
         units = [Unit(item, origin) for item, origin in zip(frames, origins, strict=True) if isinstance(item, bytes)]
         results = iter(await self._store(units))
+        now = datetime.now(UTC)  # one time for the burst's ACKs (MSH-7 has seconds only)
         acks: list[bytes] = []
         for item in frames:
             if isinstance(item, Oversized):
                 answer = oversized(item.size, self._limits.max_message_bytes)
-                acks.append(self._ack(read_header(item.head), answer))
+                acks.append(self._ack(read_header(item.head), answer, now))
                 continue
             header = read_header(item)
             outcome = next(results)
             answer = outcome if isinstance(outcome, Verdict) else verdict(outcome, header)
-            acks.append(self._ack(header, answer))
+            acks.append(self._ack(header, answer, now))
         return acks
 
     async def _store(self, units: Sequence[Unit]) -> Sequence[Outcome | Verdict]:
@@ -162,6 +167,6 @@ class MllpServer:
         assert failure is not None
         return [storage_unavailable(failure)] * len(units)
 
-    @staticmethod
-    def _ack(header: InboundHeader | None, answer: Verdict) -> bytes:
-        return build_ack(header, answer, now=datetime.now(UTC), control_id=uuid.uuid4().hex[:20])
+    def _ack(self, header: InboundHeader | None, answer: Verdict, now: datetime) -> bytes:
+        control_id = f"{self._ack_prefix}{next(self._ack_numbers) & 0xFFFFFFFF:08x}"
+        return build_ack(header, answer, now=now, control_id=control_id)
