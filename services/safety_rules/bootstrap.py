@@ -56,7 +56,13 @@ def build(settings: ServiceSettings, rules: RulesSettings | None = None) -> Fast
     )
     dead_letters = DeadLetters(publish, rules.consumer_group, topic=topics.dead_letter)
     batches = batch_consumer(service, dead_letters, rules.retry)
-    polling = Polling(rules.batch_max_records, rules.batch_timeout_ms, rules.batch_max_bytes, rules.fetch_wait_ms)
+    polling = Polling(
+        max_records=rules.batch_max_records,
+        timeout_ms=rules.batch_timeout_ms,
+        max_bytes=rules.batch_max_bytes,
+        fetch_wait_ms=rules.fetch_wait_ms,
+        fetch_min_bytes=rules.fetch_min_bytes,
+    )
     router = create_router(batches, topics=topics, consumer_group=rules.consumer_group, polling=polling)
     broker.include_router(router)
     periodic = PeriodicTasks(registry)
