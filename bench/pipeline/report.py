@@ -79,6 +79,9 @@ def summary(result: dict[str, Any]) -> str:
         f"rss MB          {result['rss_mb']}   (floor {FLOOR_RSS_MB:.0f})"
         f"  {'ok' if checks['rss_mb']['met'] else 'MISSED'}",
         f"signals         {result['signals']}",
+        "floods          "
+        + " / ".join(f"{flood['steady_records_per_s']:.0f}" for flood in result["runs"].get("floods", []))
+        + " records/s (the median one reported)",
         f"records/CPU s   ingest {cpu['ingest_records_per_cpu_s']}, safety_rules {cpu['rules_records_per_cpu_s']},"
         f" pipeline {cpu['pipeline_records_per_cpu_s']} (flood)",
         f"load average    {result['machine']['load_average']} -> {result['machine']['load_average_end']}",
