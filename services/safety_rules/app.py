@@ -40,8 +40,8 @@ class Polling:
     max_records: int = 500
     timeout_ms: int = 20
     max_bytes: int = 2 * 1024 * 1024
-    fetch_wait_ms: int = 50
-    fetch_min_bytes: int = 256 * 1024
+    fetch_wait_ms: int = 100
+    fetch_min_bytes: int = 1024 * 1024
 
 
 def create_router(

@@ -59,19 +59,20 @@ class RulesSettings(SettingsFragment):
         validation_alias="TRIALWATCH_RULES_BATCH_TIMEOUT_MS",
         description="how long a poll waits for a first record (a batch never waits to fill up)",
     )
-    # A fetch answered only once 256 KiB (about 70 records) are there, or after 50 ms: under a flood each
+    # A fetch answered only once 1 MiB (about 270 records) is there, or after 100 ms: under a flood each
     # batch holds more of a participant's records, so its state is written once for more of them. The
-    # pipeline benchmark on a quiet machine: 1,985-2,027 -> 2,189-2,203 records/s, safety_rules'
-    # PostgreSQL work -15 %; p99 at 200 records/s 63 -> 89 ms (a fetch at that rate waits the 50 ms out).
+    # pipeline benchmark on a quiet machine (three floods each): 1 byte / 20 ms 1,985-2,027 records/s;
+    # 256 KiB / 50 ms 1,648-2,283 (bimodal: small batches cost PostgreSQL more, which slows the flood);
+    # 1 MiB / 100 ms 2,009-2,141, PostgreSQL steady at 3.7 CPU s. p99 at 200 records/s: 63, 100, 165 ms.
     fetch_wait_ms: int = Field(
-        default=50,
+        default=100,
         ge=1,
         le=500,
         validation_alias="TRIALWATCH_RULES_FETCH_WAIT_MS",
         description="how long the broker may hold a fetch that finds no new record (Kafka's fetch.max.wait.ms)",
     )
     fetch_min_bytes: int = Field(
-        default=256 * 1024,
+        default=1024 * 1024,
         ge=1,
         validation_alias="TRIALWATCH_RULES_FETCH_MIN_BYTES",
         description="bytes the broker waits for, at most fetch_wait_ms, before answering a fetch (fetch.min.bytes)",

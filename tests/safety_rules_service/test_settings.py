@@ -48,8 +48,8 @@ def test_batches_are_bounded_in_records_bytes_and_participants_and_never_wait_lo
     assert (defaults.batch_max_records, defaults.batch_max_participants) == (500, 125)
     assert (defaults.batch_max_bytes, defaults.batch_timeout_ms) == (2 * 1024 * 1024, 20)
     # not Kafka's 500 ms: the busy partition waited for idle ones' fetches; the broker answers a fetch once
-    # 256 KiB are there or after 50 ms (larger batches under a flood, at most 50 ms more at a low rate)
-    assert (defaults.fetch_wait_ms, defaults.fetch_min_bytes) == (50, 256 * 1024)
+    # 1 MiB is there or after 100 ms (larger batches under a flood, at most 100 ms more at a low rate)
+    assert (defaults.fetch_wait_ms, defaults.fetch_min_bytes) == (100, 1024 * 1024)
     with pytest.raises(ValueError, match="TRIALWATCH_RULES_FETCH_MIN_BYTES"):
         RulesSettings.from_mapping({"TRIALWATCH_RULES_FETCH_MIN_BYTES": "0"})
     with pytest.raises(ValueError, match="TRIALWATCH_RULES_FETCH_WAIT_MS"):
