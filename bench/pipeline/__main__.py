@@ -1,8 +1,9 @@
 """`python -m bench.pipeline`: the live pipeline benchmark (issue #4); writes out/bench.json.
 
 With the real Kafka and PostgreSQL of a stack (default: the test stack, TRIALWATCH_ENV_FILE honoured;
-start it with `python -m trialwatch.devstack --stack test up --infra-only`) and ingest, safety_rules and
-notifier as real subprocesses, one bounded run (a few minutes):
+start it with `python -m trialwatch.devstack --stack test up --infra-only`) and ingest and safety_rules as
+real subprocesses (issue #4's pipeline: records into ingest -> signals persisted; ``--with-notifier`` adds
+the notifier and its SMTP sink on the same cores: the whole system), one bounded run (a few minutes):
 1. flood: the stream as fast as ingest takes it, for at most ``--flood-seconds``: the highest sustainable
    end-to-end rate = records processed by safety_rules (their signals persisted in the same transaction)
    per second while the backlog lasts (the slope between 10 % and 90 % of the records it processed);
@@ -36,7 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.pipeline.feed import FeedResult, Item, ensure_stream, feed, items
 from bench.pipeline.observe import Observer
 from bench.pipeline.passthrough import passthrough
-from bench.pipeline.processes import BENCH, SINK, Services, cpu_used
+from bench.pipeline.processes import BENCH, PIPELINE, SINK, WHOLE_SYSTEM, Services, cpu_used
 from bench.pipeline.report import floors, machine, quantiles, summary
 from shared.messaging.broker import aiokafka_options
 from shared.messaging.topics import EVENTS
@@ -218,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     await check_infrastructure(cfg)
     options = aiokafka_options(KafkaSettings.from_mapping(cfg.env))
     engine = create_async_engine(cfg.database_url)
-    services = Services(cfg, args.logs)
+    services = Services(cfg, args.logs, WHOLE_SYSTEM if args.with_notifier else PIPELINE)
     host = machine()
     try:
         measured = await measure(args, cfg, services, Observer(engine, options))
@@ -257,6 +258,7 @@ def compose(
         "p99_ms_at_200": latency["p99"] if at_rate["complete"] else None,
         "rss_mb": {name: round(mb, 1) for name, mb in sorted(services.peak_rss.items()) if name != SINK},
         "signals": flood["signals"],
+        "processes": list(services.names),
         "rate": args.rate,
         "flood_cpu": {
             key: flood[key]
@@ -286,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         help="records sent unmeasured first, in passes of the stream (a fresh Kafka broker spends seconds of "
         "CPU compiling its hot paths: 3.5 s in the first flood after a 5,000-record warm-up, 1.6 s in the "
         "third, about 1 s once warm) (default %(default)s; 0: none)",
+    )
+    parser.add_argument(
+        "--with-notifier",
+        action="store_true",
+        help="run the notifier and its SMTP sink beside ingest and safety_rules, sharing the cores (the whole "
+        "system; issue #4's pipeline ends at the signals persisted)",
     )
     parser.add_argument(
         "--broker-warmup-passes",

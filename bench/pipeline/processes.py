@@ -110,10 +110,17 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
 
 
+#: Issue #4's pipeline: records into ingest -> signals persisted by safety_rules.
+PIPELINE = ("ingest", "safety_rules")
+#: The whole system: the notifier (issue #5) reads the signals and e-mails them to the SMTP sink.
+WHOLE_SYSTEM = (SINK, *SERVICE_PORTS)
+
+
 class Services:
-    def __init__(self, cfg: Settings, log_dir: Path) -> None:
+    def __init__(self, cfg: Settings, log_dir: Path, names: tuple[str, ...] = PIPELINE) -> None:
         self.cfg = cfg
         self.log_dir = log_dir
+        self.names = names
         self.env = {**os.environ, envfile.ENV_FILE_VAR: str(envfile.env_path(cfg.stack)), "PYTHONUNBUFFERED": "1"}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.peak_rss: dict[str, float] = {}
@@ -127,11 +134,11 @@ class Services:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in (SINK, *SERVICE_PORTS):
+        for name in self.names:
             with (self.log_dir / f"{name}.log").open("ab") as log:
                 argv = [sys.executable, "-m", f"services.{name}"]
                 self.processes[name] = subprocess.Popen(argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=log)
-        for name in (SINK, *SERVICE_PORTS):
+        for name in self.names:
             self._wait_healthy(name)
 
     def _wait_healthy(self, name: str) -> None:

@@ -78,6 +78,7 @@ def summary(result: dict[str, Any]) -> str:
         f"   (p99 floor {FLOOR_P99_MS_AT_200:.0f})  {'ok' if checks['p99_ms_at_200']['met'] else 'MISSED'}",
         f"rss MB          {result['rss_mb']}   (floor {FLOOR_RSS_MB:.0f})"
         f"  {'ok' if checks['rss_mb']['met'] else 'MISSED'}",
+        f"processes       {', '.join(result['processes'])} (+ Kafka, PostgreSQL)",
         f"signals         {result['signals']}",
         "floods          "
         + " / ".join(f"{flood['steady_records_per_s']:.0f}" for flood in result["runs"].get("floods", []))
